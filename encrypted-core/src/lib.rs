@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod error;
+mod gcm;
+mod keyring;
+pub mod provider;
+mod rng;
+mod secret;
+
+pub use config::EncryptionConfiguration;
+pub use error::{
+    ConfigError, ConfigErrorKind, DecryptError, EncodingError, EncryptError, Error, KeyLabel,
+};
+pub use gcm::Engine;
+pub use keyring::{
+    Decrypted, Keyring, KeyringBuilder, KmsFactory, ResourceKeyring, decode_base64, encode_base64,
+};
+pub use provider::{Opened, ProviderKind, Transformer};
+pub use secret::SecretKey;
