@@ -1,1 +1,7 @@
-fn main() {}
+//! The `obot-store` operator CLI.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    obot_store::cli::main()
+}

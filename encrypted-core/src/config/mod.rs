@@ -134,7 +134,7 @@ impl EncryptionConfiguration {
         let path = path.as_ref();
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new("", Kind::Io(e.kind().to_string())).with_file(&shown))?;
+            .map_err(|e| ConfigError::new("", Kind::Io(e.to_string())).with_file(&shown))?;
         let text = zeroize::Zeroizing::new(text);
         Self::from_yaml(&text).map_err(|e| match e {
             Error::Config(c) => Error::Config(c.with_file(shown)),

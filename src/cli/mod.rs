@@ -1,0 +1,66 @@
+//! Command-line interface: argument parsing and the subcommands.
+
+mod crypt;
+mod keygen;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Environment variable Obot reads the encryption configuration path from.
+pub const CONFIG_ENV: &str = "OBOT_SERVER_ENCRYPTION_CONFIG_FILE";
+
+/// Encrypted storage for Obot: keys, values and (later) tables.
+#[derive(Debug, Parser)]
+#[command(name = "obot-store", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print or write an EncryptionConfiguration with a fresh random AES-256-GCM key for the
+    /// Obot resources, followed by `identity: {}`.
+    Keygen(keygen::Args),
+    /// Encrypt one value (argument or stdin) and print standard base64 of the stored bytes.
+    Encrypt(crypt::EncryptArgs),
+    /// Decrypt one base64 value (argument or stdin) and print the plaintext.
+    Decrypt(crypt::DecryptArgs),
+}
+
+/// Options shared by commands that use a configuration file.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConfigArgs {
+    /// The EncryptionConfiguration file (YAML or JSON).
+    #[arg(long, short = 'c', env = CONFIG_ENV, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+}
+
+/// A failure to report: its message is printed after `error: `.
+pub(crate) type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the CLI with the process arguments and returns the exit code: 0 on success, 1 on a
+/// failure (with `error: ...` on stderr), 2 on a usage error.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Encrypt(args) => crypt::encrypt(&args),
+        Command::Decrypt(args) => crypt::decrypt(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
