@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and the subcommands.
 
 mod crypt;
+mod demo;
 mod keygen;
 
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Show encryption at work on the embedded default: a generated key, a sample value for every
+    /// Obot resource, what is stored beside what is read.
+    Demo(demo::Args),
     /// Print or write an EncryptionConfiguration with a fresh random AES-256-GCM key for the
     /// Obot resources, followed by `identity: {}`.
     Keygen(keygen::Args),
@@ -47,12 +51,14 @@ pub(crate) type CliError = Box<dyn std::error::Error + Send + Sync>;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Keygen(args) => keygen::run(&args),
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&*e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             let mut source = e.source();
@@ -63,4 +69,10 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Output closed early (`obot-store demo | head`): stop quietly.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }

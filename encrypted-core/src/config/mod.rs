@@ -545,7 +545,12 @@ pub fn generate_aesgcm(
                 },
             )
         })?;
-        let _ = writeln!(out, "      - {r}");
+        // `*` starts a YAML alias: quote wildcards.
+        if r.starts_with('*') {
+            let _ = writeln!(out, "      - \"{r}\"");
+        } else {
+            let _ = writeln!(out, "      - {r}");
+        }
     }
     let _ = write!(
         out,
