@@ -6,8 +6,9 @@ use encrypted_core::Keyring;
 
 use super::{CliError, ConfigArgs};
 
+/// Which keys and context a value is encrypted or decrypted with.
 #[derive(Debug, clap::Args)]
-pub(crate) struct EncryptArgs {
+struct Target {
     #[command(flatten)]
     config: ConfigArgs,
     /// The group-resource, such as users.obot.obot.ai or credentials.
@@ -17,6 +18,23 @@ pub(crate) struct EncryptArgs {
     /// users.obot.obot.ai/<hashed username>.
     #[arg(long, default_value = "")]
     aad: String,
+}
+
+impl Target {
+    /// Loads the configuration (printing its warnings) and returns the resource's keys.
+    fn keys(&self) -> Result<std::sync::Arc<encrypted_core::ResourceKeyring>, CliError> {
+        let keyring = Keyring::from_file(&self.config.config)?;
+        for warning in keyring.warnings() {
+            eprintln!("warning: {warning}");
+        }
+        Ok(keyring.resource(&self.resource)?)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct EncryptArgs {
+    #[command(flatten)]
+    target: Target,
     /// The plaintext; read from standard input, byte for byte, when absent.
     value: Option<String>,
 }
@@ -24,26 +42,12 @@ pub(crate) struct EncryptArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct DecryptArgs {
     #[command(flatten)]
-    config: ConfigArgs,
-    /// The group-resource, such as users.obot.obot.ai or credentials.
-    #[arg(long, short = 'r')]
-    resource: String,
-    /// The context (additional authenticated data) the value was bound to.
-    #[arg(long, default_value = "")]
-    aad: String,
+    target: Target,
     /// Write the plaintext bytes exactly, without a trailing newline (for binary values).
     #[arg(long)]
     raw: bool,
     /// The standard base64 of the stored value; read from standard input when absent.
     value: Option<String>,
-}
-
-fn load(config: &ConfigArgs) -> Result<Keyring, CliError> {
-    let keyring = Keyring::from_file(&config.config)?;
-    for warning in keyring.warnings() {
-        eprintln!("warning: {warning}");
-    }
-    Ok(keyring)
 }
 
 fn read_stdin() -> Result<Vec<u8>, CliError> {
@@ -55,27 +59,24 @@ fn read_stdin() -> Result<Vec<u8>, CliError> {
 }
 
 pub(crate) fn encrypt(args: &EncryptArgs) -> Result<(), CliError> {
-    let keyring = load(&args.config)?;
+    let keys = args.target.keys()?;
     let plaintext = match &args.value {
         Some(v) => v.as_bytes().to_vec(),
         None => read_stdin()?,
     };
-    let text = keyring
-        .resource(&args.resource)?
-        .encrypt_base64(&plaintext, args.aad.as_bytes())?;
+    let text = keys.encrypt_base64(&plaintext, args.target.aad.as_bytes())?;
     println!("{text}");
     Ok(())
 }
 
 pub(crate) fn decrypt(args: &DecryptArgs) -> Result<(), CliError> {
-    let keyring = load(&args.config)?;
+    let chain = args.target.keys()?;
     let text = match &args.value {
         Some(v) => v.clone(),
         None => String::from_utf8(read_stdin()?)
             .map_err(|_| "standard input is not base64 text (it is not even UTF-8)")?,
     };
-    let chain = keyring.resource(&args.resource)?;
-    let read = chain.decrypt_base64(text.trim(), args.aad.as_bytes())?;
+    let read = chain.decrypt_base64(text.trim(), args.target.aad.as_bytes())?;
     if read.stale {
         eprintln!(
             "note: read with {}, not the current write key ({}): rewrap to rotate",
