@@ -404,12 +404,22 @@ fn demo_generates_a_key_then_reuses_it() {
     let first = ok(&run(&["demo", "--data-dir", s(&data)], None));
     assert!(first.contains("Generated"), "{first}");
     for resource in encrypted_core::config::OBOT_RESOURCES {
-        assert!(first.contains(resource), "{resource} missing from demo output");
+        assert!(
+            first.contains(resource),
+            "{resource} missing from demo output"
+        );
     }
     assert!(first.contains("k8s:enc:aesgcm:v1:demo-key:"));
     assert!(first.contains("the value is refused"));
     let config = std::fs::read_to_string(data.join("encryption.yaml")).expect("config written");
     let second = ok(&run(&["demo", "--data-dir", s(&data)], None));
-    assert!(second.contains("Using the EncryptionConfiguration"), "{second}");
-    assert_eq!(config, std::fs::read_to_string(data.join("encryption.yaml")).expect("read"), "key kept");
+    assert!(
+        second.contains("Using the EncryptionConfiguration"),
+        "{second}"
+    );
+    assert_eq!(
+        config,
+        std::fs::read_to_string(data.join("encryption.yaml")).expect("read"),
+        "key kept"
+    );
 }

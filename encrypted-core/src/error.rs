@@ -141,6 +141,13 @@ pub enum EncryptError {
     /// The system random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// The `identity` provider was asked to store a value that starts with `k8s:enc:`: it would
+    /// read back as encrypted data, so it could never be read.
+    #[error(
+        "identity provider refuses to store a value that starts with \"k8s:enc:\": it would be \
+         read back as encrypted data; write it with an encrypting provider"
+    )]
+    IdentityRefusedEncryptedPrefix,
 }
 
 /// Why a text value is not acceptable encoded data.

@@ -76,30 +76,37 @@ impl GcmKey {
         }
     }
 
-    /// Encrypts `in_out` in place and returns the tag.
-    pub(crate) fn seal(
+    /// Encrypts `plaintext` into `out`, which must be `plaintext.len() + TAG_LEN` bytes:
+    /// ciphertext, then tag. Out of place, so the plaintext is never copied into `out` first.
+    pub(crate) fn seal_to(
         &self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
-        in_out: &mut [u8],
-    ) -> Result<[u8; TAG_LEN], Failed> {
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Failed> {
+        let Some((ciphertext, tag)) = out.split_last_chunk_mut::<TAG_LEN>() else {
+            return Err(Failed);
+        };
+        if ciphertext.len() != plaintext.len() {
+            return Err(Failed);
+        }
         match self {
             #[cfg(feature = "aws-lc")]
             GcmKey::AwsLc(key) => {
                 use aws_lc_rs::aead::{Aad, Nonce};
-                let tag = key
-                    .seal_in_place_separate_tag(
-                        Nonce::assume_unique_for_key(*nonce),
-                        Aad::from(aad),
-                        in_out,
-                    )
-                    .map_err(|_| Failed)?;
-                let mut out = [0u8; TAG_LEN];
-                out.copy_from_slice(tag.as_ref());
-                Ok(out)
+                key.seal_out_of_place_scatter(
+                    Nonce::assume_unique_for_key(*nonce),
+                    Aad::from(aad),
+                    plaintext,
+                    ciphertext,
+                    &[],
+                    tag,
+                )
+                .map_err(|_| Failed)
             }
             #[cfg(feature = "rustcrypto")]
-            GcmKey::RustCrypto(key) => key.seal(nonce, aad, in_out),
+            GcmKey::RustCrypto(key) => key.seal_to(nonce, aad, plaintext, ciphertext, tag),
         }
     }
 
@@ -156,20 +163,24 @@ mod rc {
             })
         }
 
-        pub(crate) fn seal(
+        pub(crate) fn seal_to(
             &self,
             nonce: &[u8; NONCE_LEN],
             aad: &[u8],
-            in_out: &mut [u8],
-        ) -> Result<[u8; TAG_LEN], Failed> {
+            plaintext: &[u8],
+            ciphertext: &mut [u8],
+            tag_out: &mut [u8; TAG_LEN],
+        ) -> Result<(), Failed> {
             let nonce = Nonce::from(*nonce);
+            let buf = InOutBuf::new(plaintext, ciphertext).map_err(|_| Failed)?;
             let tag = match self {
-                Key::K128(k) => k.encrypt_inout_detached(&nonce, aad, InOutBuf::from(in_out)),
-                Key::K192(k) => k.encrypt_inout_detached(&nonce, aad, InOutBuf::from(in_out)),
-                Key::K256(k) => k.encrypt_inout_detached(&nonce, aad, InOutBuf::from(in_out)),
+                Key::K128(k) => k.encrypt_inout_detached(&nonce, aad, buf),
+                Key::K192(k) => k.encrypt_inout_detached(&nonce, aad, buf),
+                Key::K256(k) => k.encrypt_inout_detached(&nonce, aad, buf),
             }
             .map_err(|_| Failed)?;
-            Ok(tag.into())
+            *tag_out = tag.into();
+            Ok(())
         }
 
         pub(crate) fn open(

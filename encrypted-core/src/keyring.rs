@@ -21,7 +21,8 @@ struct Entry {
 }
 
 /// A value read back through a [`ResourceKeyring`].
-#[derive(Debug)]
+///
+/// Its `Debug` shows the plaintext's length, not its bytes.
 #[non_exhaustive]
 pub struct Decrypted {
     /// The plaintext.
@@ -31,6 +32,25 @@ pub struct Decrypted {
     pub stale: bool,
     /// The key that read it.
     pub key: KeyLabel,
+}
+
+impl fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("plaintext", &Redacted(self.plaintext.len()))
+            .field("stale", &self.stale)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// Shows `[REDACTED; n bytes]` in place of a plaintext.
+pub(crate) struct Redacted(pub(crate) usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[REDACTED; {} bytes]", self.0)
+    }
 }
 
 /// The ordered providers of one resource: the first key of the first provider writes; every key

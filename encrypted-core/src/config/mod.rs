@@ -545,18 +545,19 @@ pub fn generate_aesgcm(
                 },
             )
         })?;
-        // `*` starts a YAML alias: quote wildcards.
-        if r.starts_with('*') {
-            let _ = writeln!(out, "      - \"{r}\"");
-        } else {
-            let _ = writeln!(out, "      - {r}");
-        }
+        // Quote every name (a JSON string is a YAML double-quoted scalar): `*` starts a YAML
+        // alias, `#` a comment, and names such as `null` or `1` are not strings when plain.
+        let quoted = serde_json::to_string(r).unwrap_or_default();
+        let _ = writeln!(out, "      - {quoted}");
     }
     let _ = write!(
         out,
         "    providers:\n      - aesgcm:\n          keys:\n            - name: {key_name}\n              secret: {}\n      - identity: {{}}\n",
         &*secret
     );
+    // Never hand out a file the parser would reject (no resources, a duplicate or masked
+    // resource, a key name such as `null` that YAML does not read as a string).
+    EncryptionConfiguration::from_yaml(&out)?;
     Ok(out)
 }
 

@@ -47,18 +47,26 @@ impl Transformer for AesGcm {
     fn seal(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let mut nonce = [0u8; NONCE_LEN];
         crate::rng::fill(&mut nonce)?;
+        let base = out.len();
         out.reserve(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
         let start = out.len();
-        out.extend_from_slice(plaintext);
-        let tag =
-            self.key
-                .seal(&nonce, aad, &mut out[start..])
-                .map_err(|_| EncryptError::Cipher {
-                    key: self.label.clone(),
-                    len: plaintext.len(),
-                })?;
-        out.extend_from_slice(&tag);
+        // Ciphertext and tag written straight from `plaintext` (out of place): one pass over
+        // the output instead of copying the plaintext in and encrypting it in place.
+        out.resize(start + plaintext.len() + TAG_LEN, 0);
+        let sealed = self
+            .key
+            .seal_to(&nonce, aad, plaintext, &mut out[start..])
+            .is_ok();
+        if !sealed {
+            // Leave `out` as it was: no plaintext or partial output behind.
+            out.truncate(base);
+            return Err(EncryptError::Cipher {
+                key: self.label.clone(),
+                len: plaintext.len(),
+            }
+            .into());
+        }
         Ok(())
     }
 

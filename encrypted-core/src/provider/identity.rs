@@ -1,6 +1,6 @@
-use crate::{DecryptError, Error, Opened, Transformer};
+use crate::{DecryptError, EncryptError, Error, Opened, Transformer};
 
-/// Stores plaintext as is; refuses to read values that start with `k8s:enc:`.
+/// Stores plaintext as is; refuses to read (and so to write) values that start with `k8s:enc:`.
 ///
 /// Listed first, it disables encryption for writes while the other providers still read; listed
 /// last, it reads rows written before encryption was enabled.
@@ -16,6 +16,11 @@ impl Transformer for Identity {
     }
 
     fn seal(&self, plaintext: &[u8], _aad: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        // Such a value would read back as encrypted data of an unknown provider: refuse it now
+        // rather than store something that can never be read.
+        if plaintext.starts_with(ENCRYPTED_PREFIX) {
+            return Err(EncryptError::IdentityRefusedEncryptedPrefix.into());
+        }
         out.extend_from_slice(plaintext);
         Ok(())
     }

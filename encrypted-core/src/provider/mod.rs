@@ -66,8 +66,7 @@ impl fmt::Display for ProviderKind {
     }
 }
 
-/// The result of [`Transformer::open`].
-#[derive(Debug)]
+/// The result of [`Transformer::open`]. Its `Debug` shows the plaintext's length, not its bytes.
 #[non_exhaustive]
 pub struct Opened {
     /// The plaintext.
@@ -75,6 +74,15 @@ pub struct Opened {
     /// True when the transformer itself knows the value should be re-encrypted (a KMS value
     /// under a key id that is no longer current). Position in the chain is added by the keyring.
     pub stale: bool,
+}
+
+impl fmt::Debug for Opened {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opened")
+            .field("plaintext", &crate::keyring::Redacted(self.plaintext.len()))
+            .field("stale", &self.stale)
+            .finish()
+    }
 }
 
 impl Opened {
