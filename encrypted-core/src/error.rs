@@ -24,6 +24,10 @@ pub enum Error {
     /// A text value is not valid standard base64.
     #[error(transparent)]
     Encoding(#[from] EncodingError),
+    /// The `kms` provider failed: a malformed or invalid stored object, a key-service call, or
+    /// no usable seed.
+    #[error(transparent)]
+    Kms(#[from] crate::kms::KmsError),
     /// The resource has no entry in the configuration.
     #[error(
         "resource {resource:?} is not listed in the EncryptionConfiguration; add it to a \

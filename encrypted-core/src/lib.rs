@@ -5,6 +5,7 @@ pub mod config;
 mod error;
 mod gcm;
 mod keyring;
+pub mod kms;
 pub mod provider;
 mod rng;
 mod secret;
