@@ -1,0 +1,244 @@
+//! 10 000 rows with 4 encrypted fields: batch insert and load, the encrypted model beside the
+//! identical plaintext model in the same run, on in-memory SQLite and PostgreSQL
+//! (`POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/encrypted_test`).
+//!
+//! `cargo bench -p encrypted-diesel --features sqlite,postgres --bench models` prints criterion's
+//! figures and, at the end, the encrypted/plaintext ratios (medians of interleaved runs).
+//! Targets: ≤ 1.10 on PostgreSQL, ≤ 1.5 on in-memory SQLite.
+
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use diesel::prelude::*;
+use encrypted_core::{EncryptionConfiguration, Keyring};
+use encrypted_diesel::Encrypted;
+
+const ROWS: i64 = 10_000;
+const CHUNK: usize = 1_000;
+
+mod schema {
+    diesel::table! {
+        bench_enc (id) {
+            id -> BigInt,
+            email -> Text,
+            display_name -> Text,
+            icon_url -> Nullable<Text>,
+            secret -> Binary,
+        }
+    }
+    diesel::table! {
+        bench_plain (id) {
+            id -> BigInt,
+            email -> Text,
+            display_name -> Text,
+            icon_url -> Nullable<Text>,
+            secret -> Binary,
+        }
+    }
+}
+use schema::{bench_enc, bench_plain};
+
+#[derive(Clone, PartialEq, Encrypted)]
+#[encrypted(table = bench_enc, resource = "users.obot.obot.ai")]
+struct EncUser {
+    id: i64,
+    #[encrypt]
+    email: String,
+    #[encrypt]
+    display_name: String,
+    #[encrypt]
+    icon_url: Option<String>,
+    #[encrypt]
+    secret: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = bench_plain)]
+struct PlainUser {
+    id: i64,
+    email: String,
+    display_name: String,
+    icon_url: Option<String>,
+    secret: Vec<u8>,
+}
+
+fn plain_rows() -> Vec<PlainUser> {
+    (0..ROWS)
+        .map(|id| PlainUser {
+            id,
+            email: format!("user{id}@example.com"),
+            display_name: format!("User Number {id}"),
+            icon_url: Some(format!("https://cdn.example.com/avatars/{id}.png")),
+            secret: vec![u8::try_from(id % 251).unwrap_or(0); 32],
+        })
+        .collect()
+}
+
+fn enc_rows(plain: &[PlainUser]) -> Vec<EncUser> {
+    plain
+        .iter()
+        .map(|p| EncUser {
+            id: p.id,
+            email: p.email.clone(),
+            display_name: p.display_name.clone(),
+            icon_url: p.icon_url.clone(),
+            secret: p.secret.clone(),
+        })
+        .collect()
+}
+
+/// One backend's four measurements.
+trait Bench<C> {
+    fn insert_plain(c: &mut C, rows: &[PlainUser]);
+    fn insert_enc(c: &mut C, rows: &[EncUser]);
+    fn load_plain(c: &mut C) -> usize;
+    fn load_enc(c: &mut C) -> usize;
+}
+
+struct Run;
+
+macro_rules! bench_impl {
+    ($conn:ty) => {
+        impl Bench<$conn> for Run {
+            fn insert_plain(c: &mut $conn, rows: &[PlainUser]) {
+                diesel::delete(bench_plain::table)
+                    .execute(c)
+                    .expect("delete");
+                for chunk in rows.chunks(CHUNK) {
+                    diesel::insert_into(bench_plain::table)
+                        .values(chunk)
+                        .execute(c)
+                        .expect("insert");
+                }
+            }
+            fn insert_enc(c: &mut $conn, rows: &[EncUser]) {
+                diesel::delete(bench_enc::table).execute(c).expect("delete");
+                for chunk in rows.chunks(CHUNK) {
+                    diesel::insert_into(bench_enc::table)
+                        .values(chunk)
+                        .execute(c)
+                        .expect("insert");
+                }
+            }
+            fn load_plain(c: &mut $conn) -> usize {
+                bench_plain::table
+                    .select(PlainUser::as_select())
+                    .load::<PlainUser>(c)
+                    .expect("load")
+                    .len()
+            }
+            fn load_enc(c: &mut $conn) -> usize {
+                bench_enc::table
+                    .select(EncUser::as_select())
+                    .load::<EncUser>(c)
+                    .expect("load")
+                    .len()
+            }
+        }
+    };
+}
+bench_impl!(SqliteConnection);
+bench_impl!(PgConnection);
+
+fn setup(c: &mut impl diesel::connection::SimpleConnection, ddl: &[&str]) {
+    for stmt in ddl {
+        c.batch_execute(stmt).expect("create table");
+    }
+}
+
+fn criterion_group<C>(criterion: &mut Criterion, name: &str, c: &mut C)
+where
+    Run: Bench<C>,
+{
+    let plain = plain_rows();
+    let enc = enc_rows(&plain);
+    let mut group = criterion.benchmark_group(name);
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("insert 10k plaintext", |b| {
+        b.iter(|| Run::insert_plain(c, &plain))
+    });
+    group.bench_function("insert 10k encrypted", |b| {
+        b.iter(|| Run::insert_enc(c, &enc))
+    });
+    Run::insert_plain(c, &plain);
+    Run::insert_enc(c, &enc);
+    group.bench_function("load 10k plaintext", |b| b.iter(|| Run::load_plain(c)));
+    group.bench_function("load 10k encrypted", |b| b.iter(|| Run::load_enc(c)));
+    group.finish();
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Interleaved runs, so both models see the same machine state; prints the ratios.
+fn ratios<C>(name: &str, c: &mut C, runs: usize)
+where
+    Run: Bench<C>,
+{
+    let plain = plain_rows();
+    let enc = enc_rows(&plain);
+    let (mut ip, mut ie, mut lp, mut le) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        Run::insert_plain(c, &plain);
+        ip.push(t.elapsed());
+        let t = Instant::now();
+        Run::insert_enc(c, &enc);
+        ie.push(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(Run::load_plain(c), plain.len());
+        lp.push(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(Run::load_enc(c), enc.len());
+        le.push(t.elapsed());
+    }
+    let (ip, ie, lp, le) = (median(ip), median(ie), median(lp), median(le));
+    println!(
+        "{name}: insert 10k plaintext {ip:.1?}, encrypted {ie:.1?}, ratio {:.3}; \
+         load 10k plaintext {lp:.1?}, encrypted {le:.1?}, ratio {:.3}",
+        ie.as_secs_f64() / ip.as_secs_f64(),
+        le.as_secs_f64() / lp.as_secs_f64(),
+    );
+}
+
+fn main() {
+    let config = EncryptionConfiguration::from_yaml(
+        &encrypted_core::config::generate_aesgcm(&["users.obot.obot.ai"], "k1").expect("config"),
+    )
+    .expect("config");
+    encrypted_diesel::install(Keyring::from_config(&config).expect("keyring")).expect("install");
+    let full = std::env::args().any(|a| a == "--bench");
+
+    let mut sqlite = SqliteConnection::establish(":memory:").expect("SQLite");
+    setup(
+        &mut sqlite,
+        &[
+            "CREATE TABLE bench_enc (id BIGINT PRIMARY KEY, email TEXT NOT NULL, display_name TEXT NOT NULL, icon_url TEXT, secret BLOB NOT NULL)",
+            "CREATE TABLE bench_plain (id BIGINT PRIMARY KEY, email TEXT NOT NULL, display_name TEXT NOT NULL, icon_url TEXT, secret BLOB NOT NULL)",
+        ],
+    );
+    let url = std::env::var("POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/encrypted_test".to_owned());
+    let mut pg = PgConnection::establish(&url)
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is unreachable: {e}"));
+    setup(
+        &mut pg,
+        &[
+            "CREATE TEMPORARY TABLE bench_enc (id BIGINT PRIMARY KEY, email TEXT NOT NULL, display_name TEXT NOT NULL, icon_url TEXT, secret BYTEA NOT NULL)",
+            "CREATE TEMPORARY TABLE bench_plain (id BIGINT PRIMARY KEY, email TEXT NOT NULL, display_name TEXT NOT NULL, icon_url TEXT, secret BYTEA NOT NULL)",
+        ],
+    );
+
+    let mut criterion = Criterion::default().configure_from_args();
+    criterion_group(&mut criterion, "sqlite-memory", &mut sqlite);
+    criterion_group(&mut criterion, "postgres", &mut pg);
+    criterion.final_summary();
+
+    let runs = if full { 9 } else { 1 };
+    ratios("sqlite-memory", &mut sqlite, runs);
+    ratios("postgres", &mut pg, runs);
+}

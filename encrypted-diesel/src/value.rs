@@ -1,0 +1,289 @@
+//! The stored form of an encrypted field and its `ToSql`/`FromSql` implementations.
+//!
+//! One wrapper serves every backend and both column kinds: the column's SQL type chooses the
+//! encoding, as the design asks. Bound to a `Text` column it is standard padded base64 of the
+//! transformer output (what Obot writes); bound to a `Binary` (`Bytea`, `Blob`) column it is the
+//! raw bytes, unless the field says `#[encrypt(base64)]`. The impls are generic over the backend
+//! and delegate to diesel's own `str`/`[u8]`/`String`/`Vec<u8>` impls, so PostgreSQL, SQLite and
+//! MySQL (sync or through diesel-async) share one implementation.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::OnceLock;
+
+use diesel::backend::Backend;
+use diesel::deserialize::{self, FromSql};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::{Binary, Text};
+
+use crate::Error;
+
+/// An encrypted column value as stored: ciphertext, or the error that prevented encrypting it
+/// (reported by `ToSql`, so nothing is ever written in its place).
+///
+/// Models never expose it; it appears in the hidden record type `#[derive(Encrypted)]`
+/// generates. Its `Debug` shows the length only.
+#[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+#[diesel(sql_type = Text)]
+#[diesel(sql_type = Binary)]
+pub struct Encrypted {
+    repr: Repr,
+    base64: bool,
+}
+
+enum Repr {
+    /// Written by this process: the transformer output, and its base64 once needed.
+    Sealed {
+        bytes: Vec<u8>,
+        text: OnceLock<String>,
+    },
+    /// Read from a `Text` column.
+    Text(String),
+    /// Read from a `Binary` column.
+    Binary(Vec<u8>),
+    /// Encryption failed; binding the value reports this.
+    Failed(Error),
+}
+
+impl fmt::Debug for Encrypted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => {
+                write!(f, "Encrypted({} bytes)", bytes.len())
+            }
+            Repr::Text(text) => write!(f, "Encrypted({} base64 chars)", text.len()),
+            Repr::Failed(e) => write!(f, "Encrypted(failed: {e})"),
+        }
+    }
+}
+
+impl Encrypted {
+    /// A value written by the keyring: `stored` is the transformer output (prefix and payload).
+    /// With `base64`, a binary column receives its base64 text rather than the raw bytes.
+    #[must_use]
+    pub fn sealed(stored: Vec<u8>, base64: bool) -> Self {
+        Self {
+            repr: Repr::Sealed {
+                bytes: stored,
+                text: OnceLock::new(),
+            },
+            base64,
+        }
+    }
+
+    /// A value that could not be encrypted; binding it fails with `error`.
+    #[must_use]
+    pub fn failed(error: Error) -> Self {
+        Self {
+            repr: Repr::Failed(error),
+            base64: false,
+        }
+    }
+
+    /// The transformer output, decoding base64 where the column holds text (or the field said
+    /// `base64`).
+    ///
+    /// # Errors
+    /// [`encrypted_core::Error::Encoding`] for text that is not standard padded base64;
+    /// [`encrypted_core::Error::Other`] for a failed value.
+    pub fn stored(&self, base64: bool) -> Result<Cow<'_, [u8]>, encrypted_core::Error> {
+        match &self.repr {
+            Repr::Sealed { bytes, .. } => Ok(Cow::Borrowed(bytes)),
+            Repr::Text(text) => encrypted_core::decode_base64(text).map(Cow::Owned),
+            Repr::Binary(bytes) if base64 => {
+                let text = std::str::from_utf8(bytes).map_err(|e| {
+                    encrypted_core::Error::from(encrypted_core::EncodingError::InvalidBase64 {
+                        reason: "not ASCII text",
+                        offset: e.valid_up_to(),
+                    })
+                })?;
+                encrypted_core::decode_base64(text).map(Cow::Owned)
+            }
+            Repr::Binary(bytes) => Ok(Cow::Borrowed(bytes)),
+            Repr::Failed(e) => Err(encrypted_core::Error::Other {
+                context: "value was not encrypted".to_owned(),
+                source: std::sync::Arc::new(e.clone()),
+            }),
+        }
+    }
+
+    /// The bytes exactly as read from the column (legacy plaintext rows, `encrypted = false`).
+    #[must_use]
+    pub fn into_raw(self) -> Vec<u8> {
+        match self.repr {
+            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => bytes,
+            Repr::Text(text) => text.into_bytes(),
+            Repr::Failed(_) => Vec::new(),
+        }
+    }
+
+    fn text(&self) -> Result<&str, Error> {
+        match &self.repr {
+            Repr::Sealed { bytes, text } => {
+                Ok(text.get_or_init(|| encrypted_core::encode_base64(bytes)))
+            }
+            Repr::Text(text) => Ok(text),
+            Repr::Binary(_) => Err(Error::Storage(
+                "a value read from a binary column cannot be written to a text column".into(),
+            )),
+            Repr::Failed(e) => Err(e.clone()),
+        }
+    }
+
+    fn binary(&self) -> Result<&[u8], Error> {
+        match &self.repr {
+            Repr::Sealed { bytes, .. } if !self.base64 => Ok(bytes),
+            Repr::Binary(bytes) => Ok(bytes),
+            _ => self.text().map(str::as_bytes),
+        }
+    }
+}
+
+impl<DB> ToSql<Text, DB> for Encrypted
+where
+    DB: Backend,
+    str: ToSql<Text, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        <str as ToSql<Text, DB>>::to_sql(self.text()?, out)
+    }
+}
+
+impl<DB> ToSql<Binary, DB> for Encrypted
+where
+    DB: Backend,
+    [u8]: ToSql<Binary, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        <[u8] as ToSql<Binary, DB>>::to_sql(self.binary()?, out)
+    }
+}
+
+impl<DB> FromSql<Text, DB> for Encrypted
+where
+    DB: Backend,
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Self {
+            repr: Repr::Text(<String as FromSql<Text, DB>>::from_sql(bytes)?),
+            base64: true,
+        })
+    }
+}
+
+impl<DB> FromSql<Binary, DB> for Encrypted
+where
+    DB: Backend,
+    Vec<u8>: FromSql<Binary, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Self {
+            repr: Repr::Binary(<Vec<u8> as FromSql<Binary, DB>>::from_sql(bytes)?),
+            base64: false,
+        })
+    }
+}
+
+/// The impls are generic; these run them through SQLite (the server backends run the same impls
+/// in `tests/`): good bytes, bad bytes, NULL, and a failed value.
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use diesel::dsl::sql;
+    use diesel::prelude::*;
+    use diesel::sql_types::{Binary, Nullable, Text};
+
+    use super::Encrypted;
+
+    const STORED: &[u8] = b"k8s:enc:aesgcm:v1:k1:\x00\x01\xfe";
+
+    fn conn() -> SqliteConnection {
+        SqliteConnection::establish(":memory:").expect("SQLite")
+    }
+
+    #[test]
+    fn text_column_holds_standard_base64() {
+        let mut c = conn();
+        let value = Encrypted::sealed(STORED.to_vec(), false);
+        let text: String = diesel::select(value.into_sql::<Text>())
+            .get_result(&mut c)
+            .expect("bind");
+        assert_eq!(text, encrypted_core::encode_base64(STORED));
+        let back: Encrypted = diesel::select(text.into_sql::<Text>())
+            .get_result(&mut c)
+            .expect("load");
+        assert_eq!(back.stored(false).expect("decode").as_ref(), STORED);
+    }
+
+    #[test]
+    fn binary_column_holds_raw_bytes_or_forced_base64() {
+        let mut c = conn();
+        let raw: Vec<u8> =
+            diesel::select(Encrypted::sealed(STORED.to_vec(), false).into_sql::<Binary>())
+                .get_result(&mut c)
+                .expect("bind");
+        assert_eq!(raw, STORED);
+        let forced: Vec<u8> =
+            diesel::select(Encrypted::sealed(STORED.to_vec(), true).into_sql::<Binary>())
+                .get_result(&mut c)
+                .expect("bind");
+        assert_eq!(forced, encrypted_core::encode_base64(STORED).into_bytes());
+        let back: Encrypted = diesel::select(forced.into_sql::<Binary>())
+            .get_result(&mut c)
+            .expect("load");
+        assert_eq!(back.stored(true).expect("decode").as_ref(), STORED);
+    }
+
+    #[test]
+    fn bad_base64_is_an_encoding_error_without_the_text() {
+        let mut c = conn();
+        let back: Encrypted = diesel::select("secret-plaintext!".into_sql::<Text>())
+            .get_result(&mut c)
+            .expect("load");
+        let e = back.stored(false).expect_err("not base64");
+        assert!(matches!(e, encrypted_core::Error::Encoding(_)));
+        assert!(!format!("{e} {e:?}").contains("secret"));
+        let back: Encrypted = diesel::select(vec![0xffu8, 0].into_sql::<Binary>())
+            .get_result(&mut c)
+            .expect("load");
+        assert!(
+            back.stored(true).is_err(),
+            "forced base64 of non-ASCII bytes"
+        );
+    }
+
+    #[test]
+    fn null_stays_null() {
+        let mut c = conn();
+        let none: Option<Encrypted> = diesel::select(sql::<Nullable<Text>>("NULL"))
+            .get_result(&mut c)
+            .expect("load");
+        assert!(none.is_none());
+        let none: Option<Encrypted> = diesel::select(sql::<Nullable<Binary>>("NULL"))
+            .get_result(&mut c)
+            .expect("load");
+        assert!(none.is_none());
+        let bound: Option<String> = diesel::select(None::<Encrypted>.into_sql::<Nullable<Text>>())
+            .get_result(&mut c)
+            .expect("bind");
+        assert_eq!(bound, None);
+    }
+
+    #[test]
+    fn a_failed_value_is_a_serialization_error() {
+        let mut c = conn();
+        let failed = Encrypted::failed(crate::Error::NoKeyring);
+        let e = diesel::select(failed.into_sql::<Text>())
+            .get_result::<String>(&mut c)
+            .expect_err("must not bind");
+        match e {
+            diesel::result::Error::SerializationError(e) => {
+                assert!(matches!(
+                    e.downcast_ref::<crate::Error>(),
+                    Some(crate::Error::NoKeyring)
+                ));
+            }
+            other => panic!("expected a serialization error, found {other:?}"),
+        }
+    }
+}
