@@ -8,7 +8,11 @@
 //! What the baseline excludes: `RandomizedNonceKey::seal_in_place_separate_tag` encrypts a
 //! buffer that is already filled and sized, so it has no allocation, no copy of the plaintext,
 //! no `k8s:enc:aesgcm:v1:<name>:` prefix and no assembling of `nonce ‖ ct ‖ tag` (it does draw the
-//! random nonce). The bare open is `LessSafeKey::open_separate_gather` into a pre-allocated
+//! random nonce, one call to aws-lc's generator per value, as `RandomizedNonceKey` does). A
+//! second baseline, the cipher-only seal, uses a counter nonce: the AES-GCM cost alone. The
+//! keyring draws nonces from a per-thread pool (see `encrypted-core/src/rng.rs`), so it can be
+//! faster than the first baseline; the second shows what it costs over the bare cipher. The bare
+//! open is `LessSafeKey::open_separate_gather` into a pre-allocated
 //! buffer (no allocation, no prefix matching). `ResourceKeyring` does all of that per value.
 
 use std::hint::black_box;
@@ -79,6 +83,9 @@ struct Row {
     decrypt_b64: Stat,
     extras: Vec<(&'static str, Stat)>,
 }
+
+/// The seal with a counter nonce: the cipher alone, without drawing a random nonce.
+const CIPHER_ONLY: &str = "cipher-only seal (counter nonce, aws-lc-rs)";
 
 /// Batches per closure in the summary timing, and the length of one batch.
 const ROUNDS: usize = 51;
@@ -160,6 +167,8 @@ fn bench_size(
     let seal_key = RandomizedNonceKey::new(&AES_256_GCM, &KEY).expect("key");
     let open_key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &KEY).expect("key"));
     let mut seal_buf = plaintext.clone();
+    let mut cipher_buf = plaintext.clone();
+    let mut counter = 0u64;
     let mut sealed = plaintext.clone();
     let (nonce, tag) = seal_key
         .seal_in_place_separate_tag(Aad::from(AAD), &mut sealed)
@@ -186,6 +195,18 @@ fn bench_size(
     case(&mut group, &mut cases, "baseline seal (aws-lc-rs)", || {
         seal_key
             .seal_in_place_separate_tag(Aad::from(black_box(AAD)), black_box(&mut seal_buf))
+            .expect("seal")
+    });
+    case(&mut group, &mut cases, CIPHER_ONLY, || {
+        counter += 1;
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&counter.to_be_bytes());
+        open_key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(n),
+                Aad::from(black_box(AAD)),
+                black_box(&mut cipher_buf),
+            )
             .expect("seal")
     });
     case(&mut group, &mut cases, "encrypt", || {
@@ -325,6 +346,17 @@ fn print_summary(rows: &[Row]) {
             verdict(ratio <= 1.5),
             small.encrypt.min / small.seal.min,
         );
+    }
+    for r in rows {
+        if let Some((_, cipher)) = r.extras.iter().find(|(name, _)| *name == CIPHER_ONLY) {
+            println!(
+                "{:>7} | encrypt {:.1} ns vs cipher-only seal {:.1} ns (no random nonce drawn): {:.2}x",
+                r.label,
+                r.encrypt.median,
+                cipher.median,
+                r.encrypt.median / cipher.median
+            );
+        }
     }
     if let Some(big) = rows.iter().find(|r| r.size == 64 * 1024) {
         // Bytes per ns = GB/s.

@@ -94,7 +94,7 @@ impl SeedKdf {
 /// A random RFC 4122 version 4 UUID, the `uid` of a key-service call.
 pub(crate) fn random_uid() -> String {
     let mut b = [0u8; 16];
-    if crate::rng::fill(&mut b).is_err() {
+    if crate::rng::fill_public(&mut b).is_err() {
         return "00000000-0000-4000-8000-000000000000".to_owned();
     }
     b[6] = (b[6] & 0x0f) | 0x40;

@@ -872,7 +872,7 @@ impl Transformer for KmsTransformer {
         let inner = &*self.inner;
         let seed = inner.write_seed()?;
         let mut random = [0u8; INFO_LEN + NONCE_LEN];
-        crate::rng::fill(&mut random)?;
+        crate::rng::fill_public(&mut random)?;
         let (info, nonce) = random.split_at(INFO_LEN);
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| EncryptError::Random)?;
         let key = seed.kdf.derive(info);

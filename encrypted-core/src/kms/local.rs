@@ -176,7 +176,7 @@ impl KeyService for LocalKeyService {
     fn encrypt(&self, _uid: &str, plaintext: &[u8]) -> Result<EncryptResponse, Error> {
         let mut out = vec![0u8; NONCE_LEN + plaintext.len() + TAG_LEN];
         let (nonce, body) = out.split_at_mut(NONCE_LEN);
-        crate::rng::fill(nonce)?;
+        crate::rng::fill_public(nonce)?;
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| EncryptError::Random)?;
         self.key
             .seal_to(&nonce, self.key_id.as_bytes(), plaintext, body)

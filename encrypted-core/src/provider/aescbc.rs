@@ -72,7 +72,7 @@ impl Transformer for AesCbc {
 
     fn seal(&self, plaintext: &[u8], _aad: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let mut iv = [0u8; BLOCK];
-        crate::rng::fill(&mut iv)?;
+        crate::rng::fill_public(&mut iv)?;
         out.extend_from_slice(&iv);
         let iv = (&iv).into();
         let ciphertext = match &self.key {

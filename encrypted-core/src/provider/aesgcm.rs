@@ -46,7 +46,7 @@ impl Transformer for AesGcm {
 
     fn seal(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let mut nonce = [0u8; NONCE_LEN];
-        crate::rng::fill(&mut nonce)?;
+        crate::rng::fill_public(&mut nonce)?;
         let base = out.len();
         out.reserve(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);

@@ -48,7 +48,7 @@ impl Transformer for Secretbox {
 
     fn seal(&self, plaintext: &[u8], _aad: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let mut nonce = [0u8; NONCE_LEN];
-        crate::rng::fill(&mut nonce)?;
+        crate::rng::fill_public(&mut nonce)?;
         out.reserve(NONCE_LEN + TAG_LEN + plaintext.len());
         out.extend_from_slice(&nonce);
         let tag_at = out.len();
