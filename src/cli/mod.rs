@@ -3,6 +3,7 @@
 mod crypt;
 mod demo;
 mod keygen;
+mod kms_plugin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ enum Command {
     Encrypt(crypt::EncryptArgs),
     /// Decrypt one base64 value (argument or stdin) and print the plaintext.
     Decrypt(crypt::DecryptArgs),
+    /// Serve a key service as a Kubernetes KMS v2 plugin (gRPC on a Unix socket) until SIGTERM
+    /// or SIGINT.
+    KmsPlugin(kms_plugin::Args),
 }
 
 /// Options shared by commands that use a configuration file.
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(&args),
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
+        Command::KmsPlugin(args) => kms_plugin::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -116,6 +116,19 @@ pub struct KmsConfig {
     pub timeout: Duration,
 }
 
+impl KmsConfig {
+    /// A `kms` provider entry built in code (for a key service used outside a configuration
+    /// file, such as the one a plugin server serves). Not validated: the key service checks the
+    /// endpoint it is given.
+    pub fn new(name: impl Into<String>, endpoint: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            name: name.into(),
+            endpoint: endpoint.into(),
+            timeout,
+        }
+    }
+}
+
 const AES_SIZES: &[usize] = &[16, 24, 32];
 const KMS_SCHEMES: &[&str] = &[
     "unix://",

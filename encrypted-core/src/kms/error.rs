@@ -215,6 +215,79 @@ pub enum KmsError {
         /// Why.
         reason: String,
     },
+    /// A `unix://` endpoint of a KMS v2 plugin is malformed.
+    #[error(
+        "KMS plugin endpoint {endpoint:?} is invalid: {reason}; expected unix:///absolute/path \
+         or unix:///@abstract-name"
+    )]
+    InvalidPluginEndpoint {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The KMS v2 plugin could not be reached: no socket, connection refused or reset, or the
+    /// client's own runtime is gone. Retried on the next call (a new connection).
+    #[error("KMS plugin at {endpoint} is unavailable: {reason}")]
+    PluginUnavailable {
+        /// The plugin's endpoint.
+        endpoint: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The KMS v2 plugin did not answer within the provider's `timeout`.
+    #[error("KMS plugin at {endpoint} did not answer within the {timeout:?} timeout")]
+    PluginTimeout {
+        /// The plugin's endpoint.
+        endpoint: String,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// The KMS v2 plugin answered with a gRPC error status.
+    #[error(
+        "KMS plugin at {endpoint} returned gRPC status {} ({code}): {message}",
+        grpc_code_name(*.code)
+    )]
+    PluginStatus {
+        /// The plugin's endpoint.
+        endpoint: String,
+        /// The gRPC status code (2 unknown, 3 invalid argument, 13 internal, 14 unavailable, ...).
+        code: i32,
+        /// The plugin's message (at most 256 characters of it).
+        message: String,
+    },
+    /// The KMS v2 plugin server could not start.
+    #[error("KMS plugin server cannot listen on {listen}: {reason}")]
+    PluginServer {
+        /// The `unix://` endpoint it was to listen on.
+        listen: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The name of a gRPC status code.
+fn grpc_code_name(code: i32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "CANCELLED",
+        2 => "UNKNOWN",
+        3 => "INVALID_ARGUMENT",
+        4 => "DEADLINE_EXCEEDED",
+        5 => "NOT_FOUND",
+        6 => "ALREADY_EXISTS",
+        7 => "PERMISSION_DENIED",
+        8 => "RESOURCE_EXHAUSTED",
+        9 => "FAILED_PRECONDITION",
+        10 => "ABORTED",
+        11 => "OUT_OF_RANGE",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        16 => "UNAUTHENTICATED",
+        _ => "unknown code",
+    }
 }
 
 fn last_error_suffix(last: Option<&str>) -> String {

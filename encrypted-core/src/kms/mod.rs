@@ -10,7 +10,8 @@
 //! | endpoint | key service |
 //! |---|---|
 //! | `local:///absolute/path/to/keyfile`, `local://env/VAR_NAME` | [`LocalKeyService`] (development and tests) |
-//! | `unix:///path`, `aws-kms://…`, `gcp-kms://…`, `azure-keyvault://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
+//! | `unix:///path/to/socket`, `unix:///@abstract-name` | a KMS v2 plugin over gRPC (`plugin::PluginClient`), with the `kms-plugin` feature |
+//! | `aws-kms://…`, `gcp-kms://…`, `azure-keyvault://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
 //!
 //! More schemes are added with [`KeyServiceRegistry::register`].
 //!
@@ -52,6 +53,8 @@ mod crypto;
 mod envelope;
 mod error;
 mod local;
+#[cfg(feature = "kms-plugin")]
+pub mod plugin;
 mod proto;
 mod service;
 
@@ -104,15 +107,24 @@ impl fmt::Debug for KeyServiceRegistry {
 }
 
 impl Default for KeyServiceRegistry {
-    /// `local://` ([`LocalKeyService`]) and the default [`KmsOptions`].
+    /// `local://` ([`LocalKeyService`]), with the `kms-plugin` feature `unix://`
+    /// (`plugin::PluginClient`), and the default [`KmsOptions`].
     fn default() -> Self {
-        Self::empty().register(
+        let registry = Self::empty().register(
             LocalKeyService::SCHEME,
             Arc::new(|config: &KmsConfig| {
                 Ok(Arc::new(LocalKeyService::from_endpoint(&config.endpoint)?)
                     as Arc<dyn KeyService>)
             }),
-        )
+        );
+        #[cfg(feature = "kms-plugin")]
+        let registry = registry.register(
+            plugin::SCHEME,
+            Arc::new(|config: &KmsConfig| {
+                Ok(Arc::new(plugin::PluginClient::from_config(config)?) as Arc<dyn KeyService>)
+            }),
+        );
+        registry
     }
 }
 
@@ -181,7 +193,9 @@ impl KeyServiceRegistry {
                 Err(KmsError::UnsupportedEndpoint {
                     provider: config.name.clone(),
                     endpoint: config.endpoint.clone(),
-                    supported: if planned {
+                    supported: if config.endpoint.starts_with("unix://") {
+                        format!("{supported}; unix:// needs encrypted-core's `kms-plugin` feature")
+                    } else if planned {
                         format!("{supported}; this scheme is planned but not implemented yet")
                     } else {
                         supported
