@@ -256,6 +256,45 @@ pub enum KmsError {
         /// The plugin's message (at most 256 characters of it).
         message: String,
     },
+    /// A cloud key service's key URI in `endpoint` (such as `aws-kms://arn:aws:kms:...`) is
+    /// malformed.
+    #[error("KMS endpoint {endpoint:?} is invalid: {reason}; expected {expected}")]
+    InvalidKeyUri {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong.
+        reason: &'static str,
+        /// The accepted forms.
+        expected: &'static str,
+    },
+    /// A cloud key service could not be reached or its answer could not be read (connection
+    /// refused, DNS, TLS, no credentials, a malformed response). Retried on the next call.
+    #[error("{service} is unavailable: {reason}")]
+    ServiceUnavailable {
+        /// The service and key, such as `AWS KMS key arn:aws:kms:...`.
+        service: String,
+        /// The transport or SDK error (never credentials or key material).
+        reason: String,
+    },
+    /// A cloud key service did not answer within the provider's `timeout` (retries included).
+    #[error("{service} did not answer within the {timeout:?} timeout")]
+    ServiceTimeout {
+        /// The service and key.
+        service: String,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// A cloud key service answered with an error: the key does not exist, is disabled or
+    /// pending deletion, access is denied, a request was throttled, ...
+    #[error("{service} refused the call: {code}: {message}")]
+    ServiceRejected {
+        /// The service and key.
+        service: String,
+        /// The service's error code, such as `NotFoundException` or `DisabledException`.
+        code: String,
+        /// The service's message (at most 256 characters of it).
+        message: String,
+    },
     /// The KMS v2 plugin server could not start.
     #[error("KMS plugin server cannot listen on {listen}: {reason}")]
     PluginServer {

@@ -11,7 +11,8 @@
 //! |---|---|
 //! | `local:///absolute/path/to/keyfile`, `local://env/VAR_NAME` | [`LocalKeyService`] (development and tests) |
 //! | `unix:///path/to/socket`, `unix:///@abstract-name` | a KMS v2 plugin over gRPC (`plugin::PluginClient`), with the `kms-plugin` feature |
-//! | `aws-kms://…`, `gcp-kms://…`, `azure-keyvault://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
+//! | `aws-kms://arn:aws:kms:<region>:<account>:key/<id>` (or `…:alias/<name>`) | AWS KMS (`aws::AwsKmsClient`), with the `aws` feature |
+//! | `gcp-kms://…`, `azure-keyvault://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
 //!
 //! More schemes are added with [`KeyServiceRegistry::register`].
 //!
@@ -49,6 +50,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::config::KmsConfig;
 use crate::{Error, KmsFactory, Transformer};
 
+#[cfg(feature = "aws")]
+pub mod aws;
 mod crypto;
 mod envelope;
 mod error;
@@ -56,6 +59,8 @@ mod local;
 #[cfg(feature = "kms-plugin")]
 pub mod plugin;
 mod proto;
+#[cfg(any(feature = "kms-plugin", feature = "aws"))]
+mod runtime;
 mod service;
 
 pub use envelope::{KmsHealth, KmsMetrics, KmsOptions, KmsTransformer};
@@ -108,7 +113,8 @@ impl fmt::Debug for KeyServiceRegistry {
 
 impl Default for KeyServiceRegistry {
     /// `local://` ([`LocalKeyService`]), with the `kms-plugin` feature `unix://`
-    /// (`plugin::PluginClient`), and the default [`KmsOptions`].
+    /// (`plugin::PluginClient`), with the `aws` feature `aws-kms://` (`aws::AwsKmsClient`,
+    /// configured from the environment), and the default [`KmsOptions`].
     fn default() -> Self {
         let registry = Self::empty().register(
             LocalKeyService::SCHEME,
@@ -124,6 +130,8 @@ impl Default for KeyServiceRegistry {
                 Ok(Arc::new(plugin::PluginClient::from_config(config)?) as Arc<dyn KeyService>)
             }),
         );
+        #[cfg(feature = "aws")]
+        let registry = registry.aws(aws::AwsKmsOptions::default());
         registry
     }
 }
@@ -146,6 +154,14 @@ impl KeyServiceRegistry {
         self.schemes.retain(|(s, _)| s != scheme);
         self.schemes.push((scheme.to_owned(), constructor));
         self
+    }
+
+    /// Serves `aws-kms://` endpoints with [`aws::AwsKmsClient`], with `options` overriding
+    /// what is loaded from the environment (an endpoint URL, credentials).
+    #[cfg(feature = "aws")]
+    #[must_use]
+    pub fn aws(self, options: aws::AwsKmsOptions) -> Self {
+        self.register(aws::SCHEME, options.constructor())
     }
 
     /// The options of every transformer built.
@@ -195,6 +211,8 @@ impl KeyServiceRegistry {
                     endpoint: config.endpoint.clone(),
                     supported: if config.endpoint.starts_with("unix://") {
                         format!("{supported}; unix:// needs encrypted-core's `kms-plugin` feature")
+                    } else if config.endpoint.starts_with("aws-kms://") {
+                        format!("{supported}; aws-kms:// needs encrypted-core's `aws` feature")
                     } else if planned {
                         format!("{supported}; this scheme is planned but not implemented yet")
                     } else {
@@ -258,8 +276,9 @@ impl KmsProviders {
     }
 }
 
-/// A [`KmsFactory`] serving `local://` endpoints with `options`; other schemes are refused with
-/// [`KmsError::UnsupportedEndpoint`]. Use [`KeyServiceRegistry`] to add schemes or to read the
+/// A [`KmsFactory`] serving the schemes of [`KeyServiceRegistry::default`] (`local://`, and
+/// `unix://` and `aws-kms://` when their features are on) with `options`; other schemes are
+/// refused with [`KmsError::UnsupportedEndpoint`]. Use [`KeyServiceRegistry`] to add schemes or to read the
 /// built transformers' metrics.
 #[must_use]
 pub fn factory(options: KmsOptions) -> KmsFactory {

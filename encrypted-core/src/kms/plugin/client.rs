@@ -2,10 +2,9 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tonic::transport::{Channel, Endpoint, Uri};
 use zeroize::Zeroizing;
 
@@ -14,6 +13,7 @@ use super::pb::{self};
 use super::{SocketAddress, error_chain, parse_endpoint};
 use crate::Error;
 use crate::config::KmsConfig;
+use crate::kms::runtime::{RunError, RuntimeThread};
 use crate::kms::{DecryptRequest, EncryptResponse, KeyService, KmsError, Status};
 
 /// Extra time the caller waits beyond the timeout for the runtime to report it.
@@ -36,9 +36,8 @@ const REPORT_SLACK: Duration = Duration::from_secs(1);
 /// timeout: from async code, prefer `spawn_blocking`.)
 pub struct PluginClient {
     shared: Arc<Shared>,
-    runtime: tokio::runtime::Handle,
-    /// Dropping it stops the runtime thread.
-    _stop: oneshot::Sender<()>,
+    /// Runs the calls; stopped when the client is dropped.
+    runtime: RuntimeThread,
 }
 
 struct Shared {
@@ -66,36 +65,7 @@ impl PluginClient {
     /// [`Error::Other`] when the runtime thread cannot be started.
     pub fn new(endpoint: &str, timeout: Duration) -> Result<Self, Error> {
         let address = parse_endpoint(endpoint)?;
-        let (handle_tx, handle_rx) = mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let spawned = std::thread::Builder::new()
-            .name("kms-plugin-client".to_owned())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => {
-                        let _ = handle_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = handle_tx.send(Ok(runtime.handle().clone()));
-                // Runs the calls' tasks until the client is dropped.
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
-            });
-        let other = |e: std::io::Error| Error::Other {
-            context: "cannot start the KMS plugin client's runtime".to_owned(),
-            source: Arc::new(e),
-        };
-        spawned.map_err(other)?;
-        let runtime = handle_rx
-            .recv()
-            .map_err(|_| other(std::io::Error::other("the runtime thread exited")))?
-            .map_err(other)?;
+        let runtime = RuntimeThread::start("kms-plugin-client", "KMS plugin client")?;
         Ok(Self {
             shared: Arc::new(Shared {
                 endpoint: endpoint.to_owned(),
@@ -104,7 +74,6 @@ impl PluginClient {
                 channel: Mutex::new(None),
             }),
             runtime,
-            _stop: stop,
         })
     }
 
@@ -137,25 +106,21 @@ impl PluginClient {
     {
         let shared = Arc::clone(&self.shared);
         let timeout = shared.timeout;
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.runtime.spawn(async move {
-            let result = match shared.channel() {
-                Ok(channel) => {
-                    let client = KeyManagementServiceClient::new(channel);
-                    match tokio::time::timeout(timeout, request(client, timeout)).await {
-                        Ok(Ok(response)) => Ok(response.into_inner()),
-                        Ok(Err(status)) => Err(shared.status_error(&status)),
-                        Err(_elapsed) => Err(shared.timeout_error()),
-                    }
+        let answer = self.runtime.run(
+            async move {
+                let client = KeyManagementServiceClient::new(shared.channel()?);
+                match tokio::time::timeout(timeout, request(client, timeout)).await {
+                    Ok(Ok(response)) => Ok(response.into_inner()),
+                    Ok(Err(status)) => Err(shared.status_error(&status)),
+                    Err(_elapsed) => Err(shared.timeout_error()),
                 }
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(result);
-        });
-        match rx.recv_timeout(timeout + REPORT_SLACK) {
+            },
+            timeout + REPORT_SLACK,
+        );
+        match answer {
             Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(self.shared.timeout_error()),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(KmsError::PluginUnavailable {
+            Err(RunError::TimedOut) => Err(self.shared.timeout_error()),
+            Err(RunError::Stopped) => Err(KmsError::PluginUnavailable {
                 endpoint: self.shared.endpoint.clone(),
                 reason: "the client's runtime has stopped".to_owned(),
             }

@@ -43,6 +43,7 @@
 use std::path::PathBuf;
 
 use super::KmsError;
+pub(crate) use super::runtime::error_chain;
 use crate::Error;
 
 mod client;
@@ -140,21 +141,6 @@ pub(crate) fn socket_addr(
             }
         }
     }
-}
-
-/// An error and its sources, joined by `: `.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
