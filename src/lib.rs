@@ -1,9 +1,15 @@
 //! Obot's data layer with encrypted fields: resource models, migrations and the operator CLI.
 //!
-//! The CLI (`obot-store`) manages `EncryptionConfiguration` files and encrypts or decrypts single
-//! values exactly as Obot stores them (standard padded base64 of the Kubernetes transformer
-//! output). See the repository README for the commands.
+//! [`models`] holds one Diesel model per Obot resource, [`schema`] the tables as
+//! `diesel print-schema` prints them, [`db`] connections and the embedded migrations, and
+//! [`tables`] the table-wide `status` and `rewrap` operations. The CLI (`obot-store`) runs them
+//! for operators. See the repository README for the commands.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod db;
+pub mod models;
+pub mod sample;
+pub mod schema;
+pub mod tables;

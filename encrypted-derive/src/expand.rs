@@ -288,6 +288,125 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         }
     });
 
+    // Rewrap: inspect a loaded record and re-encrypt it.
+    let rw_source = |i: &Ident| quote!(__r.#i);
+    let mut rw = Vec::new();
+    rw.push(quote!(let (_, __ring) = #p::row(#model_name, #resource)?;));
+    let rw_legacy = match &m.flag {
+        Some(flag) => quote!(!__r.#flag),
+        None => quote!(false),
+    };
+    rw.push(quote!(let __legacy: bool = #rw_legacy;));
+    rw.push(quote!(let mut __values = ::std::vec::Vec::new();));
+    rw.push(quote!(let mut __state = #p::InspectState::default();));
+    if shared_aad {
+        let aad = aad_expr(m, "", &rw_source);
+        rw.push(quote!(let __aad = #aad;));
+    }
+    let mut rw_reseal = Vec::new();
+    let mut rw_columns = Vec::new();
+    let mut rw_stored = Vec::new();
+    for (f, e) in encrypted(m) {
+        let field = f.ident;
+        let field_name = field.unraw().to_string();
+        let base64 = e.base64;
+        let aad_var = format_ident!("__aad_{}", field.unraw());
+        if shared_aad {
+            rw.push(quote!(let #aad_var: &str = &__aad;));
+        } else {
+            let aad = aad_expr(m, &field_name, &rw_source);
+            rw.push(quote!(let #aad_var: &str = &#aad;));
+        }
+        let value = if e.nullable {
+            quote!(__r.#field.as_ref())
+        } else {
+            quote!(::core::option::Option::Some(&__r.#field))
+        };
+        let plain = format_ident!("__plain_{}", field.unraw());
+        rw.push(quote! {
+            let #plain = #p::inspect_value(&__ring, #value, #aad_var, #base64, __legacy,
+                #model_name, #field_name, &mut __values, &mut __state);
+        });
+        if e.nullable {
+            rw_reseal.push(quote! {
+                let #field = match &#plain {
+                    ::core::option::Option::Some(__b) => ::core::option::Option::Some(
+                        #p::reseal(&__ring, __b, #aad_var, #base64, #model_name, #field_name)?),
+                    ::core::option::Option::None => ::core::option::Option::None,
+                };
+            });
+            rw_stored.push(quote!(__r.#field.as_ref()));
+        } else {
+            rw_reseal.push(quote! {
+                let #field = #p::reseal(&__ring, #plain.as_deref().unwrap_or_default(),
+                    #aad_var, #base64, #model_name, #field_name)?;
+            });
+            rw_stored.push(quote!(::core::option::Option::Some(&__r.#field)));
+        }
+        rw_columns.push(quote! {
+            #p::Column {
+                name: #field_name,
+                binary: <<#table::#field as #d::Expression>::SqlType as #p::ColumnKind>::BINARY,
+                nullable: <<#table::#field as #d::Expression>::SqlType as #p::ColumnKind>::NULLABLE,
+            }
+        });
+    }
+    let mut rw_init = Vec::new();
+    for f in &m.fields {
+        let field = f.ident;
+        if f.encrypt.is_some() {
+            rw_init.push(quote!(#field));
+        } else {
+            rw_init.push(quote!(#field: ::core::clone::Clone::clone(&__r.#field)));
+        }
+    }
+    for (_, _, h) in hashed(m) {
+        let col = &h.column;
+        rw_init.push(quote!(#col: ::core::clone::Clone::clone(&__r.#col)));
+    }
+    let (rw_flag_const, rw_flag_value) = match &m.flag {
+        Some(flag) => {
+            rw_init.push(quote!(#flag: true));
+            let name = flag.unraw().to_string();
+            (
+                quote!(::core::option::Option::Some(#name)),
+                quote!(::core::option::Option::Some(__r.#flag)),
+            )
+        }
+        None => (
+            quote!(::core::option::Option::None),
+            quote!(::core::option::Option::None),
+        ),
+    };
+    let rewrap_impl = quote! {
+        #[automatically_derived]
+        impl #p::Rewrap for #ident {
+            type Record = #record;
+            const COLUMNS: &'static [#p::Column] = &[#(#rw_columns),*];
+            const FLAG: ::core::option::Option<&'static str> = #rw_flag_const;
+
+            fn inspect(__r: &#record) -> ::core::result::Result<#p::Inspected<#record>, #p::Error> {
+                #(#rw)*
+                if !__state.needs_rewrap || __state.failed {
+                    return ::core::result::Result::Ok(#p::Inspected { values: __values, rewrapped: ::core::option::Option::None });
+                }
+                #(#rw_reseal)*
+                ::core::result::Result::Ok(#p::Inspected {
+                    values: __values,
+                    rewrapped: ::core::option::Option::Some(#record { #(#rw_init),* }),
+                })
+            }
+
+            fn stored(__r: &#record) -> ::std::vec::Vec<::core::option::Option<&#p::Encrypted>> {
+                ::std::vec![#(#rw_stored),*]
+            }
+
+            fn flag(__r: &#record) -> ::core::option::Option<bool> {
+                #rw_flag_value
+            }
+        }
+    };
+
     quote! {
         #[automatically_derived]
         impl ::core::fmt::Debug for #ident {
@@ -384,6 +503,8 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
                     #d::AsChangeset::as_changeset(#record::__seal(self))
                 }
             }
+
+            #rewrap_impl
         };
     }
 }

@@ -12,6 +12,7 @@
 mod error;
 pub mod hash;
 mod keys;
+pub mod rewrap;
 mod value;
 
 #[doc(hidden)]
@@ -21,4 +22,5 @@ pub mod __private;
 pub use encrypted_derive::Encrypted;
 pub use error::Error;
 pub use keys::{Keys, Scoped, current, install, scope, with_keyring};
+pub use rewrap::Rewrap;
 pub use value::Encrypted as EncryptedValue;

@@ -319,3 +319,113 @@ impl<T: EncryptableColumn> CheckColumn<T> {
     /// The only value.
     pub const OK: Self = CheckColumn(std::marker::PhantomData);
 }
+
+pub use crate::rewrap::{Column, Inspected, Rewrap, StoredValue, ValueState};
+
+/// What inspecting a row found so far.
+#[derive(Debug, Default)]
+pub struct InspectState {
+    /// A value is stale or plaintext.
+    pub needs_rewrap: bool,
+    /// A value could not be read.
+    pub failed: bool,
+}
+
+/// Reads one stored value for [`Rewrap::inspect`]: records its state and returns its plaintext
+/// (`None` for NULL or an unreadable value).
+#[allow(clippy::too_many_arguments, reason = "generated call sites")]
+pub fn inspect_value(
+    ring: &ResourceKeyring,
+    value: Option<&Encrypted>,
+    aad: &str,
+    base64: bool,
+    legacy: bool,
+    model: &'static str,
+    column: &'static str,
+    values: &mut Vec<StoredValue>,
+    state: &mut InspectState,
+) -> Option<Vec<u8>> {
+    let value = value?;
+    if legacy {
+        state.needs_rewrap = true;
+        values.push(StoredValue {
+            column,
+            state: ValueState::Plaintext,
+        });
+        return Some(value.raw().into_owned());
+    }
+    let crypto = |source| Error::Crypto {
+        model,
+        field: column,
+        source: Box::new(source),
+    };
+    let read = value
+        .stored(base64)
+        .map_err(crypto)
+        .and_then(|stored| ring.decrypt(&stored, aad.as_bytes()).map_err(crypto));
+    match read {
+        Ok(d) => {
+            let s = if d.key.provider == encrypted_core::ProviderKind::Identity {
+                ValueState::Plaintext
+            } else if d.stale {
+                ValueState::Stale(d.key)
+            } else {
+                ValueState::Current(d.key)
+            };
+            if !matches!(s, ValueState::Current(_)) {
+                state.needs_rewrap = true;
+            }
+            values.push(StoredValue { column, state: s });
+            Some(d.plaintext)
+        }
+        Err(e) => {
+            state.failed = true;
+            values.push(StoredValue {
+                column,
+                state: ValueState::Undecryptable(e),
+            });
+            None
+        }
+    }
+}
+
+/// Re-encrypts a plaintext read by [`inspect_value`].
+///
+/// # Errors
+/// [`Error::Crypto`].
+pub fn reseal(
+    ring: &ResourceKeyring,
+    plain: &[u8],
+    aad: &str,
+    base64: bool,
+    model: &'static str,
+    field: &'static str,
+) -> Result<Encrypted, Error> {
+    ring.encrypt(plain, aad.as_bytes())
+        .map(|stored| Encrypted::sealed(stored, base64))
+        .map_err(|source| Error::Crypto {
+            model,
+            field,
+            source: Box::new(source),
+        })
+}
+
+/// Whether an encrypted column binds as bytes.
+pub trait ColumnKind {
+    /// True for `Binary`.
+    const BINARY: bool;
+    /// True for `Nullable<_>`.
+    const NULLABLE: bool;
+}
+impl ColumnKind for diesel::sql_types::Text {
+    const BINARY: bool = false;
+    const NULLABLE: bool = false;
+}
+impl ColumnKind for diesel::sql_types::Binary {
+    const BINARY: bool = true;
+    const NULLABLE: bool = false;
+}
+impl<T: ColumnKind + diesel::sql_types::SqlType> ColumnKind for diesel::sql_types::Nullable<T> {
+    const BINARY: bool = T::BINARY;
+    const NULLABLE: bool = true;
+}

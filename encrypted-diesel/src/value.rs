@@ -107,6 +107,16 @@ impl Encrypted {
         }
     }
 
+    /// The bytes exactly as read from the column, borrowed.
+    #[must_use]
+    pub fn raw(&self) -> Cow<'_, [u8]> {
+        match &self.repr {
+            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => Cow::Borrowed(bytes),
+            Repr::Text(text) => Cow::Borrowed(text.as_bytes()),
+            Repr::Failed(_) => Cow::Borrowed(&[]),
+        }
+    }
+
     /// The bytes exactly as read from the column (legacy plaintext rows, `encrypted = false`).
     #[must_use]
     pub fn into_raw(self) -> Vec<u8> {

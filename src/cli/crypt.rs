@@ -2,8 +2,6 @@
 
 use std::io::{Read as _, Write as _};
 
-use encrypted_core::Keyring;
-
 use super::{CliError, ConfigArgs};
 
 /// Which keys and context a value is encrypted or decrypted with.
@@ -23,10 +21,7 @@ struct Target {
 impl Target {
     /// Loads the configuration (printing its warnings) and returns the resource's keys.
     fn keys(&self) -> Result<std::sync::Arc<encrypted_core::ResourceKeyring>, CliError> {
-        let keyring = Keyring::from_file(&self.config.config)?;
-        for warning in keyring.warnings() {
-            eprintln!("warning: {warning}");
-        }
+        let keyring = super::load_keyring(&self.config.config)?;
         Ok(keyring.resource(&self.resource)?)
     }
 }

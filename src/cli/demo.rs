@@ -1,151 +1,307 @@
-//! `obot-store demo`: the main job on an embedded default.
+//! `obot-store demo`: the main job, on an embedded default.
 //!
-//! Uses (or creates, with a fresh key) `<data-dir>/encryption.yaml`, encrypts a realistic value
-//! for every Obot resource with Obot's context conventions, shows what is stored beside what the
-//! application reads back, and shows that a value moved to another row is refused.
+//! Uses (or creates, with a fresh key) `<data-dir>/encryption.yaml` and the SQLite database
+//! `<data-dir>/obot.db` (or `--database-url`), migrates it, writes realistic records into every
+//! Obot table through the models, then shows what is stored (prefix, key, ciphertext) beside what
+//! the application reads, a lookup by hash column, and that a value moved to another row is
+//! refused.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
-use encrypted_core::config::OBOT_RESOURCES;
-use encrypted_core::{Keyring, ProviderKind};
+use diesel::prelude::*;
 
 use super::CliError;
+use super::store::{ensure_config, install_keys};
+use crate::db::Db;
+use crate::models::{
+    Credential, Identity, McpAuditLog, McpOAuthToken, RunState, SessionCookie, User,
+};
+use crate::on_db;
+use crate::sample::{populate, records};
+use crate::schema::{
+    credentials, identities, mcp_audit_logs, mcp_oauth_tokens, run_states, session_cookies, users,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Directory for the generated configuration (created if missing).
+    /// Directory for the generated configuration and the SQLite database (created if missing).
     #[arg(long, default_value = "obot-data", value_name = "DIR")]
     data_dir: PathBuf,
+    /// The database instead of `<data-dir>/obot.db`: a SQLite file or a `postgres://` URL.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// The configuration instead of `<data-dir>/encryption.yaml`.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
-/// (resource, field, context, plaintext): one sample value per Obot resource.
-const SAMPLES: &[(&str, &str, &str, &str)] = &[
-    (
-        "users.obot.obot.ai",
-        "email",
-        "users.obot.obot.ai/2c26b46b68ffc68ff99b453c1d304134",
-        "alice@example.com",
-    ),
-    (
-        "identities.obot.obot.ai",
-        "providerUserID",
-        "identities.obot.obot.ai/default/github-auth-provider/9f86d081884c7d65",
-        "1048576",
-    ),
-    (
-        "mcpoauthtokens.obot.obot.ai",
-        "accessToken",
-        "mcpoauthtokens.obot.obot.ai/ms1github",
-        "gho_16C7e42F292c6912E7710c838347Ae178B4a",
-    ),
-    (
-        "mcpauditlogs.obot.obot.ai",
-        "requestBody",
-        "mcpauditlogs.obot.obot.ai/ms1github/42",
-        r#"{"method":"tools/call","params":{"name":"search"}}"#,
-    ),
-    (
-        "sessioncookies.obot.obot.ai",
-        "cookie",
-        "sessioncookies.obot.obot.ai/sess-1",
-        "MTcwMDAwMDAwMHxEdi1CQkFFQ180SUFBUkFCRUFBQV9",
-    ),
-    (
-        "runstates.obot.obot.ai",
-        "output",
-        "runstates.obot.obot.ai/default/r1",
-        "The weather in Paris is 18°C.",
-    ),
-    (
-        "credentials",
-        "secret",
-        "github-token///default",
-        r#"{"token":"ghp_xxxxxxxxxxxxxxxxxxxx"}"#,
-    ),
-];
+/// `(table, resource, column, stored, application reads)` lines for the report.
+type Line = (&'static str, &'static str, &'static str, Vec<u8>, String);
 
-pub(crate) fn run(args: &Args) -> Result<(), CliError> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
-    let path = args.data_dir.join("encryption.yaml");
-    if path.exists() {
-        writeln!(
-            out,
-            "Using the EncryptionConfiguration in {}",
-            path.display()
-        )?;
-    } else {
-        let text = encrypted_core::config::generate_aesgcm(OBOT_RESOURCES, "demo-key")?;
-        super::keygen::write_private(&path, text.as_bytes(), false)?;
-        writeln!(
-            out,
-            "Generated {} with a fresh AES-256-GCM key \"demo-key\" (then identity)",
-            path.display()
-        )?;
-    }
-    let keyring = Keyring::from_file(&path)?;
-    for warning in keyring.warnings() {
-        writeln!(out, "warning: {warning}")?;
-    }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:<28} {:<15} {:<30} {:<22} stored (base64, as Obot writes text columns)",
-        "resource", "field", "application reads", "key"
-    )?;
-    for (resource, field, context, plaintext) in SAMPLES {
-        let chain = keyring.resource(resource)?;
-        let stored = chain.encrypt_base64(plaintext.as_bytes(), context.as_bytes())?;
-        let read = chain.decrypt_base64(&stored, context.as_bytes())?;
-        if read.plaintext != plaintext.as_bytes() {
-            return Err(format!(
-                "{resource}.{field}: the value read back differs from the value written"
+fn lines(db: &mut Db) -> Result<Vec<Line>, CliError> {
+    let mut out: Vec<Line> = Vec::new();
+    on_db!(db, |c| {
+        let u: User = users::table
+            .filter(User::username_eq("alice"))
+            .select(User::as_select())
+            .first(c)?;
+        let stored: String = users::table.find(u.id).select(users::email).first(c)?;
+        out.push((
+            "users",
+            "users.obot.obot.ai",
+            "email",
+            stored.into_bytes(),
+            u.email.clone(),
+        ));
+        let stored: String = users::table
+            .find(u.id)
+            .select(users::display_name)
+            .first(c)?;
+        out.push((
+            "users",
+            "users.obot.obot.ai",
+            "display_name",
+            stored.into_bytes(),
+            u.display_name,
+        ));
+        let i: Identity = identities::table
+            .filter(Identity::provider_user_id_eq("1048571"))
+            .select(Identity::as_select())
+            .first(c)?;
+        let stored: String = identities::table
+            .filter(Identity::provider_user_id_eq("1048571"))
+            .select(identities::provider_username)
+            .first(c)?;
+        out.push((
+            "identities",
+            "identities.obot.obot.ai",
+            "provider_username",
+            stored.into_bytes(),
+            i.provider_username,
+        ));
+        let t: McpOAuthToken = mcp_oauth_tokens::table
+            .filter(McpOAuthToken::state_eq("st_9c8b7a6f5e4d3c2b1a"))
+            .select(McpOAuthToken::as_select())
+            .first(c)?;
+        let stored: String = mcp_oauth_tokens::table
+            .find((&t.mcp_id, &t.user_id))
+            .select(mcp_oauth_tokens::access_token)
+            .first(c)?;
+        out.push((
+            "mcp_oauth_tokens",
+            "mcpoauthtokens.obot.obot.ai",
+            "access_token",
+            stored.into_bytes(),
+            t.access_token,
+        ));
+        let s: SessionCookie = session_cookies::table
+            .filter(
+                session_cookies::hashed_session_id
+                    .eq(SessionCookie::hash_session_id("sess-5f2b9c")),
             )
-            .into());
-        }
-        let raw = encrypted_core::decode_base64(&stored)?;
-        if chain.write_key().provider != ProviderKind::Identity
-            && raw
-                .windows(plaintext.len().max(1))
-                .any(|w| w == plaintext.as_bytes())
-        {
-            return Err(format!("{resource}.{field}: plaintext found in the stored bytes").into());
-        }
-        let shown: String = stored.chars().take(44).collect();
-        writeln!(
-            out,
-            "{resource:<28} {field:<15} {:<30} {:<22} {shown}… ({} bytes)",
-            truncate(plaintext, 30),
-            read.key.to_string(),
-            raw.len()
-        )?;
+            .select(SessionCookie::as_select())
+            .first(c)?;
+        let stored: String = session_cookies::table
+            .filter(session_cookies::hashed_session_id.eq(&s.hashed_session_id))
+            .select(session_cookies::cookie)
+            .first(c)?;
+        out.push((
+            "session_cookies",
+            "sessioncookies.obot.obot.ai",
+            "cookie",
+            stored.into_bytes(),
+            s.cookie,
+        ));
+        let l: McpAuditLog = mcp_audit_logs::table
+            .find(1i64)
+            .select(McpAuditLog::as_select())
+            .first(c)?;
+        let stored: Option<Vec<u8>> = mcp_audit_logs::table
+            .find(1i64)
+            .select(mcp_audit_logs::request_body)
+            .first(c)?;
+        out.push((
+            "mcp_audit_logs",
+            "mcpauditlogs.obot.obot.ai",
+            "request_body",
+            stored.unwrap_or_default(),
+            l.request_body.map(|v| v.to_string()).unwrap_or_default(),
+        ));
+        let r: RunState = run_states::table
+            .find(("r1abc", "default"))
+            .select(RunState::as_select())
+            .first(c)?;
+        let stored: Option<Vec<u8>> = run_states::table
+            .find(("r1abc", "default"))
+            .select(run_states::output)
+            .first(c)?;
+        out.push((
+            "run_states",
+            "runstates.obot.obot.ai",
+            "output",
+            stored.unwrap_or_default(),
+            String::from_utf8_lossy(&r.output.unwrap_or_default()).into_owned(),
+        ));
+        let k: Credential = credentials::table
+            .filter(credentials::name.eq("github-token"))
+            .select(Credential::as_select())
+            .first(c)?;
+        let stored: String = credentials::table
+            .find(k.id)
+            .select(credentials::secrets)
+            .first(c)?;
+        out.push((
+            "credentials",
+            "credentials",
+            "secrets",
+            stored.into_bytes(),
+            serde_json::to_string(&k.secrets)?,
+        ));
+        Ok::<_, CliError>(())
+    })?;
+    Ok(out)
+}
+
+/// Splits a stored value into its Kubernetes prefix (up to the fifth `:`) and the rest; text
+/// columns hold base64, which is decoded first.
+fn describe(stored: &[u8]) -> (String, String, usize) {
+    let raw = std::str::from_utf8(stored)
+        .ok()
+        .and_then(|t| encrypted_core::decode_base64(t).ok())
+        .filter(|r| r.starts_with(b"k8s:enc:"))
+        .unwrap_or_else(|| stored.to_vec());
+    let base64_form = raw != stored;
+    if !raw.starts_with(b"k8s:enc:") {
+        return (
+            "(none: plaintext)".to_owned(),
+            truncate(&String::from_utf8_lossy(stored), 26),
+            stored.len(),
+        );
     }
-    writeln!(out)?;
-    let (resource, _, context, plaintext) = SAMPLES[0];
-    let chain = keyring.resource(resource)?;
-    let stored = chain.encrypt(plaintext.as_bytes(), context.as_bytes())?;
-    let prefix_end = stored
+    let end = raw
         .iter()
         .enumerate()
         .filter(|(_, b)| **b == b':')
         .nth(4)
         .map_or(0, |(i, _)| i + 1);
+    let prefix = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let shown = if base64_form {
+        // Skip the base64 of the prefix (the same for every value) to show the payload.
+        let text = String::from_utf8_lossy(stored);
+        let skip = (end / 3) * 4;
+        format!("b64 …{}", truncate(text.get(skip..).unwrap_or(&text), 21))
+    } else {
+        let hex: String = raw[end..]
+            .iter()
+            .take(10)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("hex {hex}…")
+    };
+    (prefix, shown, stored.len())
+}
+
+pub(crate) fn run(args: &Args) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("encryption.yaml"));
+    if ensure_config(&config, "demo-key")? {
+        writeln!(
+            out,
+            "Generated {} with a fresh AES-256-GCM key \"demo-key\" (then identity)",
+            config.display()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Using the EncryptionConfiguration in {}",
+            config.display()
+        )?;
+    }
+    install_keys(&config)?;
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("obot.db").display().to_string());
+    let mut db = Db::connect(&url).map_err(|e| format!("cannot open the database {url}: {e}"))?;
+    let applied = db.migrate()?;
     writeln!(
         out,
-        "Stored bytes start with the prefix {:?}; the rest is nonce ‖ ciphertext ‖ tag.",
-        String::from_utf8_lossy(&stored[..prefix_end])
-    )?;
-    match chain.decrypt(&stored, b"users.obot.obot.ai/another-user") {
-        Err(e) => writeln!(
-            out,
-            "Copied to another user's row, the value is refused: {e}"
-        )?,
-        Ok(_) => {
-            return Err("a value moved to another row decrypted: the context is not bound".into());
+        "Database {url} ({}): {}",
+        db.backend(),
+        if applied.is_empty() {
+            "schema up to date".to_owned()
+        } else {
+            format!("applied {}", applied.join(", "))
         }
+    )?;
+    let records = records();
+    populate(&mut db, &records)?;
+    writeln!(
+        out,
+        "Wrote 2 users, an identity, an MCP OAuth token, a session cookie, an MCP audit log, a run \
+         state and a credential through the models.\n"
+    )?;
+    writeln!(
+        out,
+        "{:<17} {:<28} {:<18} {:<30} {:<33} {:<30}",
+        "table",
+        "resource",
+        "column",
+        "stored prefix (key)",
+        "stored (truncated)",
+        "application reads"
+    )?;
+    for (table, resource, column, stored, read) in lines(&mut db)? {
+        let (prefix, shown, len) = describe(&stored);
+        writeln!(
+            out,
+            "{table:<17} {resource:<28} {column:<18} {prefix:<30} {:<33} {}",
+            format!("{shown} ({len} B)"),
+            truncate(&read, 40)
+        )?;
     }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Lookups use hash columns: users.hashed_username = sha256(\"alice\") = {}",
+        User::username_hash("alice")
+    )?;
+    // A value copied into another row: the AAD binds it to alice's row.
+    on_db!(&mut db, |c| {
+        c.transaction::<_, CliError, _>(|c| {
+            let alice: String = users::table.find(1i64).select(users::email).first(c)?;
+            diesel::update(users::table.find(2i64))
+                .set(users::email.eq(alice))
+                .execute(c)?;
+            match users::table.find(2i64).select(User::as_select()).first(c) {
+                Err(e) => writeln!(
+                    out,
+                    "Alice's email copied into Bob's row: the value is refused ({e})"
+                )?,
+                Ok(_) => return Err("a value moved to another row decrypted".into()),
+            }
+            Err("rollback".into())
+        })
+        .or_else(|e| {
+            if e.to_string() == "rollback" {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+    })?;
+    writeln!(
+        out,
+        "\nNext: `obot-store status` shows every table by key; after adding a new key first in {}, \
+         `obot-store rewrap` re-encrypts.",
+        config.display()
+    )?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@ mod crypt;
 mod demo;
 mod keygen;
 mod kms_plugin;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +24,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show encryption at work on the embedded default: a generated key, a sample value for every
-    /// Obot resource, what is stored beside what is read.
+    /// Show encryption at work on the embedded default: a generated key, a SQLite database with
+    /// realistic records in every Obot table, what is stored beside what is read.
     Demo(demo::Args),
     /// Print or write an EncryptionConfiguration with a fresh random AES-256-GCM key for the
     /// Obot resources, followed by `identity: {}`.
@@ -36,6 +37,16 @@ enum Command {
     /// Serve a key service as a Kubernetes KMS v2 plugin (gRPC on a Unix socket) until SIGTERM
     /// or SIGINT.
     KmsPlugin(kms_plugin::Args),
+    /// Write an EncryptionConfiguration with a fresh key if the file is missing, then create or
+    /// migrate the database (SQLite `obot-data/obot.db` unless `--database-url`).
+    Init(store::InitArgs),
+    /// Run the pending migrations.
+    Migrate(store::MigrateArgs),
+    /// Per table: rows by provider and key, stale, plaintext and undecryptable rows.
+    Status(store::StatusArgs),
+    /// Re-encrypt every stale or plaintext value with the current write key, in primary-key
+    /// batches; safe to interrupt and rerun, and to run from several processes.
+    Rewrap(store::RewrapArgs),
 }
 
 /// Options shared by commands that use a configuration file.
@@ -49,6 +60,28 @@ pub(crate) struct ConfigArgs {
 /// A failure to report: its message is printed after `error: `.
 pub(crate) type CliError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Reads an EncryptionConfiguration and builds its keyring, with every key service compiled in
+/// for `kms` providers (`local://`, `unix://` plugins, and the cloud KMSs of the enabled
+/// features), and prints the configuration's warnings to stderr.
+pub(crate) fn load_keyring(path: &std::path::Path) -> Result<encrypted_core::Keyring, CliError> {
+    let config = encrypted_core::EncryptionConfiguration::from_file(path)?;
+    let keyring = encrypted_core::Keyring::builder()
+        .kms(encrypted_core::kms::factory(
+            encrypted_core::kms::KmsOptions::default(),
+        ))
+        .build(&config)
+        .map_err(|e| {
+            format!(
+                "cannot load the EncryptionConfiguration {}: {e}",
+                path.display()
+            )
+        })?;
+    for warning in keyring.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(keyring)
+}
+
 /// Runs the CLI with the process arguments and returns the exit code: 0 on success, 1 on a
 /// failure (with `error: ...` on stderr), 2 on a usage error.
 #[must_use]
@@ -60,6 +93,10 @@ pub fn main() -> ExitCode {
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
         Command::KmsPlugin(args) => kms_plugin::run(&args),
+        Command::Init(args) => store::init(&args),
+        Command::Migrate(args) => store::migrate(&args),
+        Command::Status(args) => store::status(&args),
+        Command::Rewrap(args) => store::rewrap(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
