@@ -25,10 +25,11 @@ use std::collections::BTreeMap;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{BigInt, Binary, Bool, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Binary, Bool, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use encrypted_diesel::Rewrap;
-use encrypted_diesel::rewrap::ValueState;
+use encrypted_diesel::rewrap::{Inspected, ValueState};
+use encrypted_diesel::{Keys, with_keyring};
 use serde::Serialize;
 
 use crate::db::{Db, DbError};
@@ -80,7 +81,7 @@ pub enum Lock {
 }
 
 /// A model's table, as the generic operations need it.
-pub trait Table: Rewrap {
+pub trait Table: Rewrap<Record: Send + Sync> {
     /// The table name.
     const NAME: &'static str;
     /// The `EncryptionConfiguration` resource.
@@ -430,29 +431,26 @@ macro_rules! conditional_update {
     }};
 }
 
-/// The PostgreSQL statement updating `rows` rows at once: `UPDATE .. FROM (VALUES ..)`, each row
-/// matched by its key. The batch was read `FOR UPDATE` in the same transaction, so no other
-/// transaction can have changed (or deleted) these rows since: matching the old values as well
-/// would only double what is sent.
-fn batch_update_sql_pg<M: Table>(rows: usize) -> String {
+/// The PostgreSQL statement updating a batch at once: `UPDATE .. FROM unnest(<one array per
+/// column>)`, each row matched by its key. The statement has one parameter per column whatever the
+/// batch size, so it is cheap to parse and plan. The batch was read `FOR UPDATE` in the same
+/// transaction, so no other transaction can have changed (or deleted) these rows since: matching
+/// the old values as well would only double what is sent.
+fn batch_update_sql_pg<M: Table>() -> String {
     let cols = M::COLUMNS;
-    let sql_type = |binary: bool| if binary { "bytea" } else { "text" };
-    let mut names: Vec<String> = cols.iter().map(|c| format!("n_{}", c.name)).collect();
-    names.extend(M::PK.iter().map(|k| format!("k_{k}")));
     let mut n = 0;
-    let mut tuples = Vec::with_capacity(rows);
-    for _ in 0..rows {
-        let mut v = Vec::with_capacity(names.len());
-        for c in cols {
-            n += 1;
-            v.push(format!("${n}::{}", sql_type(c.binary)));
-        }
-        for _ in M::PK {
-            n += 1;
-            // The key's type is taken from the table's column.
-            v.push(format!("${n}"));
-        }
-        tuples.push(format!("({})", v.join(", ")));
+    let mut arrays = Vec::with_capacity(cols.len() + M::PK.len());
+    let mut names = Vec::with_capacity(cols.len() + M::PK.len());
+    for c in cols {
+        n += 1;
+        arrays.push(format!("${n}::{}[]", if c.binary { "bytea" } else { "text" }));
+        names.push(format!("n_{}", c.name));
+    }
+    for k in M::PK {
+        n += 1;
+        // The array's element type is the bound one (int8 or text).
+        arrays.push(format!("${n}"));
+        names.push(format!("k_{k}"));
     }
     let mut set: Vec<String> = cols
         .iter()
@@ -463,45 +461,56 @@ fn batch_update_sql_pg<M: Table>(rows: usize) -> String {
     }
     let cond: Vec<String> = M::PK.iter().map(|k| format!("t.{k} = v.k_{k}")).collect();
     format!(
-        "UPDATE {} AS t SET {} FROM (VALUES {}) AS v({}) WHERE {}",
+        "UPDATE {} AS t SET {} FROM unnest({}) AS v({}) WHERE {}",
         M::NAME,
         set.join(", "),
-        tuples.join(", "),
+        arrays.join(", "),
         names.join(", "),
         cond.join(" AND ")
     )
 }
 
-/// Updates `pairs` (old, new) of rows this transaction holds `FOR UPDATE`, in one statement per
-/// chunk; returns the rows changed.
+/// Writes the new values of `pairs` (old, new), rows this transaction holds `FOR UPDATE`, in
+/// one statement; returns the rows changed.
 fn batch_update_pg<M: Table>(
     c: &mut PgConnection,
     pairs: &[(&M::Record, M::Record)],
 ) -> QueryResult<usize> {
-    let per_row = M::COLUMNS.len() + M::PK.len();
-    let chunk = (60_000 / per_row).max(1);
-    let mut changed = 0;
-    for part in pairs.chunks(chunk) {
-        let sql = batch_update_sql_pg::<M>(part.len());
-        let mut q: BoxedSqlQuery<'_, Pg, SqlQuery> = diesel::sql_query(sql).into_boxed::<Pg>();
-        for (old, new) in part {
-            for (col, v) in M::COLUMNS.iter().zip(M::stored(new)) {
-                q = if col.binary {
-                    q.bind::<Nullable<Binary>, _>(v)
-                } else {
-                    q.bind::<Nullable<Text>, _>(v)
-                };
-            }
-            for k in M::pk(old) {
-                q = match k {
-                    PkValue::Int(i) => q.bind::<BigInt, _>(i),
-                    PkValue::Text(s) => q.bind::<Text, _>(s),
-                };
-            }
-        }
-        changed += q.execute(c)?;
+    let stored: Vec<Vec<Option<&encrypted_diesel::EncryptedValue>>> =
+        pairs.iter().map(|(_, new)| M::stored(new)).collect();
+    let keys: Vec<Vec<PkValue>> = pairs.iter().map(|(old, _)| M::pk(old)).collect();
+    let mut q: BoxedSqlQuery<'_, Pg, SqlQuery> =
+        diesel::sql_query(batch_update_sql_pg::<M>()).into_boxed::<Pg>();
+    for (i, col) in M::COLUMNS.iter().enumerate() {
+        let values: Vec<Option<&encrypted_diesel::EncryptedValue>> =
+            stored.iter().map(|row| row[i]).collect();
+        q = if col.binary {
+            q.bind::<Array<Nullable<Binary>>, _>(values)
+        } else {
+            q.bind::<Array<Nullable<Text>>, _>(values)
+        };
     }
-    Ok(changed)
+    for i in 0..M::PK.len() {
+        let ints: Option<Vec<i64>> = keys
+            .iter()
+            .map(|k| match &k[i] {
+                PkValue::Int(v) => Some(*v),
+                PkValue::Text(_) => None,
+            })
+            .collect();
+        q = match ints {
+            Some(ints) => q.bind::<Array<BigInt>, _>(ints),
+            None => q.bind::<Array<Text>, _>(
+                keys.iter()
+                    .map(|k| match &k[i] {
+                        PkValue::Int(v) => v.to_string(),
+                        PkValue::Text(t) => t.clone(),
+                    })
+                    .collect::<Vec<String>>(),
+            ),
+        };
+    }
+    q.execute(c)
 }
 
 /// One batch: judge each row, update the stale ones; returns the rows read.
@@ -529,6 +538,49 @@ fn rewrap_batch<M: Table>(
         }
     }
     Ok(())
+}
+
+/// Inspects (decrypts, and re-encrypts where needed) `records`, on up to four threads when there
+/// are enough of them: the database waits meanwhile, so its core is free. Each worker runs with
+/// the keys in scope on the calling thread.
+fn inspect_all<M: Table>(records: &[M::Record]) -> Result<Vec<Inspected<M::Record>>, DbError> {
+    const MIN_PER_THREAD: usize = 128;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(4)
+        .min(records.len() / MIN_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return Ok(records
+            .iter()
+            .map(M::inspect)
+            .collect::<Result<_, _>>()?);
+    }
+    let keys = encrypted_diesel::current()?;
+    let chunk = records.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                let keys = Keys::clone(&keys);
+                scope.spawn(move || {
+                    with_keyring(keys, || {
+                        part.iter()
+                            .map(M::inspect)
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(records.len());
+        for worker in workers {
+            let part = worker
+                .join()
+                .map_err(|_| DbError::from("a rewrap worker thread panicked"))??;
+            all.extend(part);
+        }
+        Ok(all)
+    })
 }
 
 /// One pass over a table; true when rows locked by others were skipped.
@@ -572,8 +624,7 @@ fn rewrap_pass<M: Table>(
                     skipped_rows = n.n > i64::try_from(rows.len()).unwrap_or(i64::MAX);
                 }
                 let mut pairs = Vec::new();
-                for r in &rows {
-                    let inspected = M::inspect(r)?;
+                for (r, inspected) in rows.iter().zip(inspect_all::<M>(&rows)?) {
                     if inspected
                         .values
                         .iter()
