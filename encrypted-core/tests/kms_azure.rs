@@ -473,7 +473,7 @@ fn quiet() -> KmsOptions {
 
 /// A keyring whose `azure-keyvault://` provider is the real Azure client against the fake,
 /// counted.
-fn keyring(
+fn azure_keyring(
     vault: &FakeVault,
     config: &EncryptionConfiguration,
     options: KmsOptions,
@@ -580,7 +580,7 @@ fn envelope_round_trip_through_a_keyring() {
     let vault = FakeVault::start();
     let kid = vault.create_key("kek");
     let config = config(&endpoint("kek"), "5s");
-    let (writer, registry, calls) = keyring(&vault, &config, quiet());
+    let (writer, registry, calls) = azure_keyring(&vault, &config, quiet());
     let stored: Vec<Vec<u8>> = (0..N)
         .map(|i| {
             writer
@@ -621,7 +621,7 @@ fn envelope_round_trip_through_a_keyring() {
     assert!(writer.decrypt(RESOURCE, first, b"users/other").is_err());
 
     // A fresh keyring (another process) reads all of them with one UnwrapKey.
-    let (reader, _, reader_calls) = keyring(&vault, &config, quiet());
+    let (reader, _, reader_calls) = azure_keyring(&vault, &config, quiet());
     for (i, value) in stored.iter().enumerate() {
         let read = reader
             .decrypt(RESOURCE, value, b"users/ctx")
@@ -636,7 +636,7 @@ fn disabled_key_is_unhealthy_and_refused() {
     let vault = FakeVault::start();
     let kid = vault.create_key("kek");
     let config = config(&endpoint("kek"), "5s");
-    let (keyring, registry, _) = keyring(&vault, &config, quiet());
+    let (keyring, registry, _) = azure_keyring(&vault, &config, quiet());
     let transformer = registry.providers().get("azure").expect("provider");
     let before = keyring
         .encrypt(RESOURCE, b"written before", b"ctx")
@@ -670,7 +670,7 @@ fn disabled_key_is_unhealthy_and_refused() {
         b"written before"
     );
     // A fresh keyring wraps no seed under a disabled key and cannot write.
-    let (fresh, _, fresh_calls) = keyring(&vault, &config, quiet());
+    let (fresh, _, fresh_calls) = azure_keyring(&vault, &config, quiet());
     assert_eq!(fresh_calls.encrypts(), 0);
     let e = fresh.encrypt(RESOURCE, b"v", b"ctx").expect_err("disabled");
     match service_error(&e) {
@@ -717,7 +717,7 @@ fn new_key_version_changes_the_key_id_and_old_values_read_stale() {
     let vault = FakeVault::start();
     let first = vault.create_key("kek");
     let config = config(&endpoint("kek"), "5s");
-    let (keyring, registry, calls) = keyring(&vault, &config, quiet());
+    let (keyring, registry, calls) = azure_keyring(&vault, &config, quiet());
     let transformer = registry.providers().get("azure").expect("provider");
     assert_eq!(transformer.health().write_key_id.as_deref(), Some(&*first));
     let old = keyring
@@ -745,7 +745,7 @@ fn new_key_version_changes_the_key_id_and_old_values_read_stale() {
     );
 
     // A fresh keyring unwraps each seed with the version its key id names.
-    let (fresh, _, fresh_calls) = keyring(&vault, &config, quiet());
+    let (fresh, _, fresh_calls) = azure_keyring(&vault, &config, quiet());
     for value in [&old, &new] {
         let read = fresh.decrypt(RESOURCE, value, b"ctx").expect("read");
         assert_eq!(read.plaintext, b"alice@example.com");
@@ -841,15 +841,15 @@ fn tampered_and_foreign_wrapped_seeds_are_typed_errors() {
 
     // Through a keyring: a stored value whose wrapped seed was tampered with fails typed.
     let config = config(&endpoint("kek"), "5s");
-    let (writer, _, _) = keyring(&vault, &config, quiet());
+    let (writer, _, _) = azure_keyring(&vault, &config, quiet());
     let stored = writer.encrypt(RESOURCE, b"v", b"ctx").expect("encrypt");
     let mut object = EncryptedObject::decode(&stored[PREFIX.len()..]).expect("object");
     let mut source = object.encrypted_dek_source.to_vec();
     source[3] ^= 0x80;
     object.encrypted_dek_source = source.into();
     let mut forged = PREFIX.to_vec();
-    forged.extend_from_slice(&object.encode());
-    let (reader, _, _) = keyring(&vault, &config, quiet());
+    forged.extend_from_slice(&object.encode().expect("encode"));
+    let (reader, _, _) = azure_keyring(&vault, &config, quiet());
     let e = reader
         .decrypt(RESOURCE, &forged, b"ctx")
         .expect_err("tampered seed");
@@ -960,7 +960,7 @@ fn server_down_is_a_typed_error_within_the_timeout() {
     let mut vault = FakeVault::start();
     vault.create_key("kek");
     let config = config(&endpoint("kek"), "1s");
-    let (keyring, registry, _) = keyring(&vault, &config, quiet());
+    let (keyring, registry, _) = azure_keyring(&vault, &config, quiet());
     let stored = keyring.encrypt(RESOURCE, b"v", b"ctx").expect("encrypt");
     vault.stop();
     let transformer = registry.providers().get("azure").expect("provider");
@@ -979,7 +979,7 @@ fn server_down_is_a_typed_error_within_the_timeout() {
         "{e:?}"
     );
     // A fresh keyring cannot unwrap the stored seed: typed, not a panic.
-    let (fresh, _, _) = keyring(&vault, &config, quiet());
+    let (fresh, _, _) = azure_keyring(&vault, &config, quiet());
     let e = fresh
         .decrypt(RESOURCE, &stored, b"ctx")
         .expect_err("vault down");
