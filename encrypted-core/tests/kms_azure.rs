@@ -844,9 +844,7 @@ fn tampered_and_foreign_wrapped_seeds_are_typed_errors() {
     let (writer, _, _) = azure_keyring(&vault, &config, quiet());
     let stored = writer.encrypt(RESOURCE, b"v", b"ctx").expect("encrypt");
     let mut object = EncryptedObject::decode(&stored[PREFIX.len()..]).expect("object");
-    let mut source = object.encrypted_dek_source.to_vec();
-    source[3] ^= 0x80;
-    object.encrypted_dek_source = source.into();
+    object.encrypted_dek_source[3] ^= 0x80;
     let mut forged = PREFIX.to_vec();
     forged.extend_from_slice(&object.encode().expect("encode"));
     let (reader, _, _) = azure_keyring(&vault, &config, quiet());
