@@ -905,6 +905,7 @@ fn wrong_token_and_untrusted_certificate_are_typed_errors() {
     )
     .expect("client");
     let e = wrong.status().expect_err("wrong token");
+    eprintln!("wrong token: {e}");
     assert!(
         matches!(&e, Error::Kms(KmsError::ServiceRejected { code, .. }) if code.contains("HTTP 401")),
         "{e:?}"
@@ -926,8 +927,9 @@ fn wrong_token_and_untrusted_certificate_are_typed_errors() {
     )
     .expect("client");
     let e = untrusted.status().expect_err("untrusted certificate");
+    eprintln!("untrusted certificate: {e}");
     assert!(
-        matches!(&e, Error::Kms(KmsError::ServiceUnavailable { .. })),
+        matches!(&e, Error::Kms(KmsError::ServiceUnavailable { reason, .. }) if reason.contains("certificate")),
         "{e:?}"
     );
 }
@@ -947,11 +949,12 @@ fn server_down_is_a_typed_error_within_the_timeout() {
         assert!(
             matches!(
                 &e,
-                Error::Kms(KmsError::ServiceUnavailable { .. } | KmsError::ServiceTimeout { .. })
+                Error::Kms(KmsError::ServiceUnavailable { reason, .. }) if reason.contains("Connect")
             ),
             "call {call}: {e:?}"
         );
         assert!(elapsed < timeout + slack, "call {call} took {elapsed:?}");
+        eprintln!("unreachable vault: {e} (after {elapsed:?})");
     }
 
     // A vault that worked and then went away.

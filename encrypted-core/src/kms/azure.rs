@@ -456,8 +456,10 @@ impl AzureKeyVaultClient {
                 ),
             })?,
         };
-        let max_total_elapsed = azure_core::time::Duration::try_from(timeout)
-            .unwrap_or(azure_core::time::Duration::seconds(60));
+        // Retries stop at half the timeout, so that an unreachable vault reports why (connection
+        // refused, TLS, DNS) rather than only the timeout.
+        let max_total_elapsed = azure_core::time::Duration::try_from(timeout / 2)
+            .unwrap_or(azure_core::time::Duration::seconds(30));
         let client_options = KeyClientOptions {
             client_options: ClientOptions {
                 transport: Some(Transport::new(Arc::new(http))),
