@@ -865,6 +865,17 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_shows_the_token() {
+        let options = AzureKeyVaultOptions::default().static_token("s3cr3t-token");
+        let shown = format!(
+            "{options:?} {:?}",
+            StaticTokenCredential::new("s3cr3t-token")
+        );
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("credential: Some(\"set\")"), "{shown}");
+    }
+
+    #[test]
     fn algorithms_follow_the_key_type() {
         assert_eq!(
             algorithm_for(&KeyType::Rsa),
