@@ -443,7 +443,10 @@ fn batch_update_sql_pg<M: Table>() -> String {
     let mut names = Vec::with_capacity(cols.len() + M::PK.len());
     for c in cols {
         n += 1;
-        arrays.push(format!("${n}::{}[]", if c.binary { "bytea" } else { "text" }));
+        arrays.push(format!(
+            "${n}::{}[]",
+            if c.binary { "bytea" } else { "text" }
+        ));
         names.push(format!("n_{}", c.name));
     }
     for k in M::PK {
@@ -551,10 +554,7 @@ fn inspect_all<M: Table>(records: &[M::Record]) -> Result<Vec<Inspected<M::Recor
         .min(records.len() / MIN_PER_THREAD)
         .max(1);
     if threads == 1 {
-        return Ok(records
-            .iter()
-            .map(M::inspect)
-            .collect::<Result<_, _>>()?);
+        return Ok(records.iter().map(M::inspect).collect::<Result<_, _>>()?);
     }
     let keys = encrypted_diesel::current()?;
     let chunk = records.len().div_ceil(threads);
@@ -565,9 +565,7 @@ fn inspect_all<M: Table>(records: &[M::Record]) -> Result<Vec<Inspected<M::Recor
                 let keys = Keys::clone(&keys);
                 scope.spawn(move || {
                     with_keyring(keys, || {
-                        part.iter()
-                            .map(M::inspect)
-                            .collect::<Result<Vec<_>, _>>()
+                        part.iter().map(M::inspect).collect::<Result<Vec<_>, _>>()
                     })
                 })
             })

@@ -31,6 +31,8 @@ struct TestService {
     current: Mutex<String>,
     down: AtomicBool,
     unhealthy: AtomicBool,
+    /// Reports API version "v1" in `status`.
+    speaks_v1: AtomicBool,
     mismatch_key_id: AtomicBool,
     annotations: Mutex<BTreeMap<String, Vec<u8>>>,
     status_calls: AtomicU64,
@@ -95,7 +97,12 @@ impl KeyService for TestService {
         } else {
             "ok"
         };
-        Ok(Status::new("v2", healthz, self.current_key_id()))
+        let version = if self.speaks_v1.load(Ordering::SeqCst) {
+            "v1"
+        } else {
+            "v2"
+        };
+        Ok(Status::new(version, healthz, self.current_key_id()))
     }
 
     fn encrypt(&self, uid: &str, plaintext: &[u8]) -> Result<EncryptResponse, Error> {
@@ -268,10 +275,17 @@ fn keyring_file_endpoint_and_unsupported_schemes() {
         b"v"
     );
 
-    let mut unsupported = vec![
-        "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
-        "azure-keyvault://vault/keys/name",
-    ];
+    let mut unsupported = vec!["gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k"];
+    if cfg!(feature = "azure") {
+        // Served by the Azure Key Vault client (tests/kms_azure.rs, against a loopback fake).
+        assert!(
+            encrypted_core::kms::KeyServiceRegistry::default()
+                .schemes()
+                .any(|s| s == "azure-keyvault://")
+        );
+    } else {
+        unsupported.push("azure-keyvault://vault/keys/name");
+    }
     if cfg!(feature = "aws") {
         // Served by the AWS KMS client (tests/kms_aws.rs, against a moto server); building a
         // keyring here would call AWS.
@@ -309,7 +323,8 @@ fn keyring_file_endpoint_and_unsupported_schemes() {
             message.contains("local://")
                 && (message.contains("planned")
                     || message.contains("`kms-plugin` feature")
-                    || message.contains("`aws` feature")),
+                    || message.contains("`aws` feature")
+                    || message.contains("`azure` feature")),
             "{message}"
         );
     }
@@ -513,6 +528,26 @@ fn unhealthy_status_is_a_typed_error() {
         "{e:?}"
     );
     assert_eq!(kms.metrics().status_failures, 1);
+}
+
+#[test]
+fn a_key_service_speaking_another_api_version_is_refused() {
+    let service = TestService::new(31);
+    let kms = transformer(&service, quiet());
+    let before = seal(&kms, b"written under v2", b"ctx").expect("seal");
+    service.speaks_v1.store(true, Ordering::SeqCst);
+    let e = kms_error(kms.poll_now());
+    assert!(
+        matches!(&e, KmsError::UnsupportedVersion { version, .. } if version == "v1"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("expected \"v2\""), "{e}");
+    assert_eq!(kms.metrics().status_failures, 1);
+    // A cached seed still reads while the service misbehaves.
+    assert_eq!(
+        kms.open(&before, b"ctx").expect("cached read").plaintext,
+        b"written under v2"
+    );
 }
 
 #[test]

@@ -580,6 +580,14 @@ impl Inner {
             bump(&self.counters.status_failures);
             self.call_error(KmsOperation::Status, e)
         })?;
+        if status.version != "v2" {
+            bump(&self.counters.status_failures);
+            return Err(KmsError::UnsupportedVersion {
+                provider: self.provider(),
+                version: status.version.chars().take(64).collect(),
+            }
+            .into());
+        }
         if status.healthz != "ok" {
             bump(&self.counters.status_failures);
             return Err(KmsError::Unhealthy {

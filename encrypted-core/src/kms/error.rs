@@ -121,6 +121,16 @@ pub enum KmsError {
         /// The `healthz` it returned (at most 128 characters).
         healthz: String,
     },
+    /// The key service speaks another KMS API version than `v2`.
+    #[error(
+        "kms provider {provider:?}: key service status reports API version {version:?}, expected \"v2\" (a KMS v1 plugin cannot serve a v2 provider)"
+    )]
+    UnsupportedVersion {
+        /// The KMS provider name.
+        provider: String,
+        /// The version it reported (at most 64 characters).
+        version: String,
+    },
     /// The key service's `status` reported no usable key id.
     #[error("kms provider {provider:?}: key service status has an invalid key id: {reason}")]
     InvalidStatusKeyId {

@@ -12,7 +12,8 @@
 //! | `local:///absolute/path/to/keyfile`, `local://env/VAR_NAME` | [`LocalKeyService`] (development and tests) |
 //! | `unix:///path/to/socket`, `unix:///@abstract-name` | a KMS v2 plugin over gRPC (`plugin::PluginClient`), with the `kms-plugin` feature |
 //! | `aws-kms://arn:aws:kms:<region>:<account>:key/<id>` (or `…:alias/<name>`) | AWS KMS (`aws::AwsKmsClient`), with the `aws` feature |
-//! | `gcp-kms://…`, `azure-keyvault://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
+//! | `azure-keyvault://<vault>.vault.azure.net/keys/<name>[/<version>]` | Azure Key Vault or Managed HSM (`azure::AzureKeyVaultClient`), with the `azure` feature |
+//! | `gcp-kms://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
 //!
 //! More schemes are added with [`KeyServiceRegistry::register`].
 //!
@@ -52,6 +53,8 @@ use crate::{Error, KmsFactory, Transformer};
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 mod crypto;
 mod envelope;
 mod error;
@@ -59,7 +62,7 @@ mod local;
 #[cfg(feature = "kms-plugin")]
 pub mod plugin;
 mod proto;
-#[cfg(any(feature = "kms-plugin", feature = "aws"))]
+#[cfg(any(feature = "kms-plugin", feature = "aws", feature = "azure"))]
 mod runtime;
 mod service;
 
@@ -114,7 +117,9 @@ impl fmt::Debug for KeyServiceRegistry {
 impl Default for KeyServiceRegistry {
     /// `local://` ([`LocalKeyService`]), with the `kms-plugin` feature `unix://`
     /// (`plugin::PluginClient`), with the `aws` feature `aws-kms://` (`aws::AwsKmsClient`,
-    /// configured from the environment), and the default [`KmsOptions`].
+    /// configured from the environment), with the `azure` feature `azure-keyvault://`
+    /// (`azure::AzureKeyVaultClient`, credential from the environment), and the default
+    /// [`KmsOptions`].
     fn default() -> Self {
         let registry = Self::empty().register(
             LocalKeyService::SCHEME,
@@ -132,6 +137,8 @@ impl Default for KeyServiceRegistry {
         );
         #[cfg(feature = "aws")]
         let registry = registry.aws(aws::AwsKmsOptions::default());
+        #[cfg(feature = "azure")]
+        let registry = registry.azure(azure::AzureKeyVaultOptions::default());
         registry
     }
 }
@@ -162,6 +169,15 @@ impl KeyServiceRegistry {
     #[must_use]
     pub fn aws(self, options: aws::AwsKmsOptions) -> Self {
         self.register(aws::SCHEME, options.constructor())
+    }
+
+    /// Serves `azure-keyvault://` endpoints with [`azure::AzureKeyVaultClient`], with `options`
+    /// overriding the credential chosen from the environment and adding trusted root
+    /// certificates.
+    #[cfg(feature = "azure")]
+    #[must_use]
+    pub fn azure(self, options: azure::AzureKeyVaultOptions) -> Self {
+        self.register(azure::SCHEME, options.constructor())
     }
 
     /// The options of every transformer built.
@@ -213,6 +229,10 @@ impl KeyServiceRegistry {
                         format!("{supported}; unix:// needs encrypted-core's `kms-plugin` feature")
                     } else if config.endpoint.starts_with("aws-kms://") {
                         format!("{supported}; aws-kms:// needs encrypted-core's `aws` feature")
+                    } else if config.endpoint.starts_with("azure-keyvault://") {
+                        format!(
+                            "{supported}; azure-keyvault:// needs encrypted-core's `azure` feature"
+                        )
                     } else if planned {
                         format!("{supported}; this scheme is planned but not implemented yet")
                     } else {
@@ -277,7 +297,7 @@ impl KmsProviders {
 }
 
 /// A [`KmsFactory`] serving the schemes of [`KeyServiceRegistry::default`] (`local://`, and
-/// `unix://` and `aws-kms://` when their features are on) with `options`; other schemes are
+/// `unix://`, `aws-kms://` and `azure-keyvault://` when their features are on) with `options`; other schemes are
 /// refused with [`KmsError::UnsupportedEndpoint`]. Use [`KeyServiceRegistry`] to add schemes or to read the
 /// built transformers' metrics.
 #[must_use]
