@@ -12,7 +12,8 @@
 //! | `local:///absolute/path/to/keyfile`, `local://env/VAR_NAME` | [`LocalKeyService`] (development and tests) |
 //! | `unix:///path/to/socket`, `unix:///@abstract-name` | a KMS v2 plugin over gRPC (`plugin::PluginClient`), with the `kms-plugin` feature |
 //! | `aws-kms://arn:aws:kms:<region>:<account>:key/<id>` (or `…:alias/<name>`) | AWS KMS (`aws::AwsKmsClient`), with the `aws` feature |
-//! | `gcp-kms://…`, `azure-keyvault://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
+//! | `gcp-kms://projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>` | Google Cloud KMS (`gcp::GcpKmsClient`), with the `gcp` feature |
+//! | `azure-keyvault://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
 //!
 //! More schemes are added with [`KeyServiceRegistry::register`].
 //!
@@ -55,11 +56,13 @@ pub mod aws;
 mod crypto;
 mod envelope;
 mod error;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 mod local;
 #[cfg(feature = "kms-plugin")]
 pub mod plugin;
 mod proto;
-#[cfg(any(feature = "kms-plugin", feature = "aws"))]
+#[cfg(any(feature = "kms-plugin", feature = "aws", feature = "gcp"))]
 mod runtime;
 mod service;
 
@@ -114,7 +117,9 @@ impl fmt::Debug for KeyServiceRegistry {
 impl Default for KeyServiceRegistry {
     /// `local://` ([`LocalKeyService`]), with the `kms-plugin` feature `unix://`
     /// (`plugin::PluginClient`), with the `aws` feature `aws-kms://` (`aws::AwsKmsClient`,
-    /// configured from the environment), and the default [`KmsOptions`].
+    /// configured from the environment), with the `gcp` feature `gcp-kms://`
+    /// (`gcp::GcpKmsClient`, with Application Default Credentials), and the default
+    /// [`KmsOptions`].
     fn default() -> Self {
         let registry = Self::empty().register(
             LocalKeyService::SCHEME,
@@ -132,6 +137,8 @@ impl Default for KeyServiceRegistry {
         );
         #[cfg(feature = "aws")]
         let registry = registry.aws(aws::AwsKmsOptions::default());
+        #[cfg(feature = "gcp")]
+        let registry = registry.gcp(gcp::GcpKmsOptions::default());
         registry
     }
 }
@@ -162,6 +169,14 @@ impl KeyServiceRegistry {
     #[must_use]
     pub fn aws(self, options: aws::AwsKmsOptions) -> Self {
         self.register(aws::SCHEME, options.constructor())
+    }
+
+    /// Serves `gcp-kms://` endpoints with [`gcp::GcpKmsClient`], with `options` overriding the
+    /// Cloud KMS endpoint and Application Default Credentials.
+    #[cfg(feature = "gcp")]
+    #[must_use]
+    pub fn gcp(self, options: gcp::GcpKmsOptions) -> Self {
+        self.register(gcp::SCHEME, options.constructor())
     }
 
     /// The options of every transformer built.
@@ -213,6 +228,8 @@ impl KeyServiceRegistry {
                         format!("{supported}; unix:// needs encrypted-core's `kms-plugin` feature")
                     } else if config.endpoint.starts_with("aws-kms://") {
                         format!("{supported}; aws-kms:// needs encrypted-core's `aws` feature")
+                    } else if config.endpoint.starts_with("gcp-kms://") {
+                        format!("{supported}; gcp-kms:// needs encrypted-core's `gcp` feature")
                     } else if planned {
                         format!("{supported}; this scheme is planned but not implemented yet")
                     } else {
@@ -277,7 +294,7 @@ impl KmsProviders {
 }
 
 /// A [`KmsFactory`] serving the schemes of [`KeyServiceRegistry::default`] (`local://`, and
-/// `unix://` and `aws-kms://` when their features are on) with `options`; other schemes are
+/// `unix://`, `aws-kms://` and `gcp-kms://` when their features are on) with `options`; other schemes are
 /// refused with [`KmsError::UnsupportedEndpoint`]. Use [`KeyServiceRegistry`] to add schemes or to read the
 /// built transformers' metrics.
 #[must_use]
