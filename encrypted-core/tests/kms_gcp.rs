@@ -541,7 +541,12 @@ impl Drop for FakeKms {
 // ---------------------------------------------------------------------------------------------
 
 fn config(endpoint: &str, timeout: &str) -> EncryptionConfiguration {
-    let yaml = format!(
+    EncryptionConfiguration::from_yaml(&config_yaml(endpoint, timeout))
+        .expect("valid configuration")
+}
+
+fn config_yaml(endpoint: &str, timeout: &str) -> String {
+    format!(
         "apiVersion: apiserver.config.k8s.io/v1\n\
          kind: EncryptionConfiguration\n\
          resources:\n  \
@@ -552,8 +557,7 @@ fn config(endpoint: &str, timeout: &str) -> EncryptionConfiguration {
                    name: gcp\n          \
                    endpoint: {endpoint}\n          \
                    timeout: {timeout}\n"
-    );
-    EncryptionConfiguration::from_yaml(&yaml).expect("valid configuration")
+    )
 }
 
 fn quiet() -> KmsOptions {
@@ -561,7 +565,7 @@ fn quiet() -> KmsOptions {
 }
 
 /// A keyring whose `gcp-kms://` provider goes through [`KeyServiceRegistry::gcp`].
-fn keyring(
+fn build_keyring(
     config: &EncryptionConfiguration,
     gcp: GcpKmsOptions,
     options: KmsOptions,
@@ -680,7 +684,7 @@ fn envelope_round_trip_through_a_keyring_wraps_once_and_a_fresh_reader_unwraps_o
     fake.create_key(KEY);
     let config = config(&format!("gcp-kms://{KEY}"), "5s");
 
-    let (writer, registry) = keyring(&config, fake.options(), quiet());
+    let (writer, registry) = build_keyring(&config, fake.options(), quiet());
     let stored: Vec<Vec<u8>> = (0..N)
         .map(|i| {
             writer
@@ -726,7 +730,7 @@ fn envelope_round_trip_through_a_keyring_wraps_once_and_a_fresh_reader_unwraps_o
     assert_eq!(fake.count(":decrypt"), 0);
 
     // A fresh keyring (another process) reads all of them with one Decrypt.
-    let (reader, _) = keyring(&config, fake.options(), quiet());
+    let (reader, _) = build_keyring(&config, fake.options(), quiet());
     assert_eq!(
         fake.count(":encrypt"),
         2,
@@ -751,7 +755,7 @@ fn rotating_the_primary_version_changes_the_key_id_and_old_values_read_as_stale(
     let fake = FakeKms::start();
     fake.create_key(KEY);
     let config = config(&format!("gcp-kms://{KEY}"), "5s");
-    let (keyring, registry) = keyring(&config, fake.options(), quiet());
+    let (keyring, registry) = build_keyring(&config, fake.options(), quiet());
     let transformer = registry.providers().get("gcp").expect("provider");
     let v1 = format!("{KEY}/cryptoKeyVersions/1");
     assert_eq!(transformer.health().write_key_id.as_deref(), Some(&*v1));
@@ -792,7 +796,7 @@ fn rotating_the_primary_version_changes_the_key_id_and_old_values_read_as_stale(
     assert_eq!(version, 2, "the new seed is wrapped by version 2");
 
     // A fresh keyring reads both (Cloud KMS decrypts with either version); the old one is stale.
-    let (fresh, _) = keyring(&config, fake.options(), quiet());
+    let (fresh, _) = build_keyring(&config, fake.options(), quiet());
     let decrypts = fake.count(":decrypt");
     let old_read = fresh.decrypt(RESOURCE, &old, b"ctx").expect("old");
     let new_read = fresh.decrypt(RESOURCE, &new, b"ctx").expect("new");
@@ -808,7 +812,7 @@ fn rotating_the_primary_version_changes_the_key_id_and_old_values_read_as_stale(
 
     // Once version 1 is disabled, values under it cannot be read by a fresh keyring: typed.
     fake.set_state(KEY, 1, "DISABLED");
-    let (fresh, _) = keyring(&config, fake.options(), quiet());
+    let (fresh, _) = build_keyring(&config, fake.options(), quiet());
     let e = fresh
         .decrypt(RESOURCE, &old, b"ctx")
         .expect_err("version 1 disabled");
@@ -824,7 +828,7 @@ fn disabled_primary_version_and_wrong_purpose_are_unhealthy() {
     let fake = FakeKms::start();
     fake.create_key(KEY);
     let config = config(&format!("gcp-kms://{KEY}"), "5s");
-    let (keyring, registry) = keyring(&config, fake.options(), quiet().write_window(window));
+    let (keyring, registry) = build_keyring(&config, fake.options(), quiet().write_window(window));
     let transformer = registry.providers().get("gcp").expect("provider");
     let before = keyring
         .encrypt(RESOURCE, b"written before", b"ctx")
@@ -870,7 +874,7 @@ fn disabled_primary_version_and_wrong_purpose_are_unhealthy() {
 
     // A fresh keyring wraps no seed under a disabled version and says why.
     let encrypts = fake.count(":encrypt");
-    let (fresh, _) = keyring_built(&config, fake.options());
+    let (fresh, _) = build_keyring(&config, fake.options(), quiet());
     assert_eq!(fake.count(":encrypt"), encrypts);
     let e = fresh.encrypt(RESOURCE, b"v", b"ctx").expect_err("disabled");
     match service_error(&e) {
@@ -911,13 +915,6 @@ fn disabled_primary_version_and_wrong_purpose_are_unhealthy() {
     );
 }
 
-fn keyring_built(
-    config: &EncryptionConfiguration,
-    gcp: GcpKmsOptions,
-) -> (Keyring, KeyServiceRegistry) {
-    keyring(config, gcp, quiet())
-}
-
 #[test]
 fn tampered_wrapped_seeds_and_wrong_keys_are_typed_errors() {
     let fake = FakeKms::start();
@@ -925,7 +922,7 @@ fn tampered_wrapped_seeds_and_wrong_keys_are_typed_errors() {
     let other =
         fake.create_key("projects/obot-test/locations/global/keyRings/obot/cryptoKeys/other");
     let config = config(&format!("gcp-kms://{KEY}"), "5s");
-    let (writer, _) = keyring(&config, fake.options(), quiet());
+    let (writer, _) = build_keyring(&config, fake.options(), quiet());
     let stored = writer
         .encrypt(RESOURCE, b"alice@example.com", b"ctx")
         .expect("encrypt");
@@ -937,7 +934,7 @@ fn tampered_wrapped_seeds_and_wrong_keys_are_typed_errors() {
     object.encrypted_dek_source[last] ^= 1;
     let mut tampered = PREFIX.to_vec();
     tampered.extend_from_slice(&object.encode().expect("encode"));
-    let (reader, _) = keyring(&config, fake.options(), quiet());
+    let (reader, _) = build_keyring(&config, fake.options(), quiet());
     let e = reader
         .decrypt(RESOURCE, &tampered, b"ctx")
         .expect_err("tampered seed");
@@ -1010,7 +1007,7 @@ fn unknown_keys_and_bad_credentials_are_typed_errors() {
         assert!(e.to_string().contains(missing), "{e}");
     }
     // Through a keyring: it builds, and writes fail with the reason.
-    let (keyring, _) = keyring(
+    let (keyring, _) = build_keyring(
         &config(&format!("gcp-kms://{missing}"), "5s"),
         fake.options(),
         quiet(),
@@ -1095,7 +1092,7 @@ fn server_down_and_hanging_are_typed_errors_within_the_timeout() {
     let mut fake = FakeKms::start();
     fake.create_key(KEY);
     let config = config(&endpoint, "1s");
-    let (keyring, registry) = keyring(&config, fake.options(), quiet());
+    let (keyring, registry) = build_keyring(&config, fake.options(), quiet());
     let stored = keyring.encrypt(RESOURCE, b"v", b"ctx").expect("encrypt");
     let options = fake.options();
     fake.stop();
@@ -1169,8 +1166,19 @@ fn server_down_and_hanging_are_typed_errors_within_the_timeout() {
 fn bad_endpoints_are_typed_errors() {
     let fake = FakeKms::start();
     let registry = KeyServiceRegistry::default().gcp(fake.options());
+
+    // The configuration itself refuses a bare scheme; the client does too.
+    let e = EncryptionConfiguration::from_yaml(&config_yaml("gcp-kms://", "5s"))
+        .expect_err("bare scheme");
+    assert!(e.to_string().contains("gcp-kms://"), "{e}");
+    let e = GcpKmsClient::new("gcp-kms://", Duration::from_secs(1), &fake.options())
+        .expect_err("bare scheme");
+    assert!(
+        matches!(&e, Error::Kms(KmsError::InvalidKeyUri { .. })),
+        "{e:?}"
+    );
+
     for (endpoint, why) in [
-        ("gcp-kms://", "not a crypto key resource name"),
         ("gcp-kms://my-key", "not a crypto key resource name"),
         (
             "gcp-kms://projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/3",
