@@ -68,6 +68,8 @@ struct Seen {
     path: String,
     query: String,
     authorization: Option<String>,
+    /// The JSON body (`{}` when empty).
+    body: Value,
 }
 
 #[derive(Default)]
@@ -76,6 +78,8 @@ struct State {
     seen: Vec<Seen>,
     /// Accept requests and never answer.
     hang: bool,
+    /// Answer with checksums that do not match (corruption in transit).
+    corrupt: bool,
 }
 
 /// A fake Cloud KMS on `127.0.0.1:<random port>` that requires `Authorization: Bearer TOKEN`.
@@ -241,7 +245,11 @@ impl State {
             json!({
                 "name": version_name(name, key.primary),
                 "ciphertext": encode_base64(&ciphertext),
-                "ciphertextCrc32c": checksum(&ciphertext),
+                "ciphertextCrc32c": if self.corrupt {
+                    checksum(b"something else")
+                } else {
+                    checksum(&ciphertext)
+                },
                 "verifiedPlaintextCrc32c": body.get("plaintextCrc32c").is_some(),
                 "verifiedAdditionalAuthenticatedDataCrc32c": false,
                 "protectionLevel": 1,
@@ -300,7 +308,11 @@ impl State {
             200,
             json!({
                 "plaintext": encode_base64(plaintext),
-                "plaintextCrc32c": checksum(plaintext),
+                "plaintextCrc32c": if self.corrupt {
+                    checksum(b"something else")
+                } else {
+                    checksum(plaintext)
+                },
                 "usedPrimary": number == key.primary,
                 "protectionLevel": 1,
             }),
@@ -330,10 +342,17 @@ fn percent_decode(path: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Reads one HTTP/1.1 request: method, target, headers (lowercase names), body.
-fn read_request(
-    reader: &mut BufReader<TcpStream>,
-) -> Option<(String, String, HashMap<String, String>, Vec<u8>)> {
+/// One HTTP/1.1 request.
+struct Request {
+    method: String,
+    target: String,
+    /// By lowercase name.
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// Reads one HTTP/1.1 request.
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();
@@ -355,7 +374,12 @@ fn read_request(
         .unwrap_or(0);
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).ok()?;
-    Some((method, target, headers, body))
+    Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
 }
 
 fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
@@ -364,7 +388,13 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
         .expect("read timeout");
     let mut writer = stream.try_clone().expect("clone stream");
     let mut reader = BufReader::new(stream);
-    let Some((method, target, headers, body)) = read_request(&mut reader) else {
+    let Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    }) = read_request(&mut reader)
+    else {
         return;
     };
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
@@ -372,6 +402,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
     let query = percent_decode(query);
     let path = path.strip_prefix("/v1/").unwrap_or(&path).to_owned();
     let authorization = headers.get("authorization").cloned();
+    let body = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
     let (status, answer, hang) = {
         let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
         state.seen.push(Seen {
@@ -379,6 +414,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             path: path.clone(),
             query: query.clone(),
             authorization: authorization.clone(),
+            body: body.clone(),
         });
         if state.hang {
             (0, Value::Null, true)
@@ -390,11 +426,6 @@ fn serve(stream: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             );
             (s, v, false)
         } else {
-            let body = if body.is_empty() {
-                json!({})
-            } else {
-                serde_json::from_slice(&body).unwrap_or(Value::Null)
-            };
             let ints = query.contains("enum-encoding=int");
             let (s, v) = state.handle(&method, &path, ints, &body);
             (s, v, false)
@@ -493,6 +524,10 @@ impl FakeKms {
 
     fn set_hang(&self, on: bool) {
         self.lock().hang = on;
+    }
+
+    fn set_corrupt(&self, on: bool) {
+        self.lock().corrupt = on;
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -988,6 +1023,54 @@ fn tampered_wrapped_seeds_and_wrong_keys_are_typed_errors() {
         matches!(&e, Error::Kms(KmsError::UnwrapRefused { .. })),
         "{e:?}"
     );
+}
+
+#[test]
+fn checksum_mismatches_are_typed_errors() {
+    let fake = FakeKms::start();
+    fake.create_key(KEY);
+    let client = client(&fake, KEY);
+    let seed = [9u8; 32];
+    let wrapped = client.encrypt("uid", &seed).expect("encrypt");
+    let request = DecryptRequest::new(
+        wrapped.ciphertext.clone(),
+        wrapped.key_id.clone(),
+        Default::default(),
+    );
+
+    // Answers whose checksums do not match what they carry are refused, typed, on both calls.
+    fake.set_corrupt(true);
+    for e in [
+        client.encrypt("uid", &seed).expect_err("encrypt"),
+        client.decrypt("uid", &request).expect_err("decrypt"),
+    ] {
+        assert!(
+            matches!(&e, Error::Kms(KmsError::ServiceUnavailable { reason, .. })
+                if reason.contains("checksum")),
+            "{e:?}"
+        );
+    }
+    fake.set_corrupt(false);
+    assert_eq!(&*client.decrypt("uid", &request).expect("decrypt"), &seed);
+
+    // Every request carried the checksum of what it sent (the fake refuses a wrong one).
+    let seen = fake.seen();
+    let posts: Vec<&Seen> = seen.iter().filter(|s| s.method == "POST").collect();
+    assert_eq!(posts.len(), 4, "{seen:?}");
+    for s in posts {
+        let (field, data) = if s.path.ends_with(":encrypt") {
+            ("plaintextCrc32c", bytes_field(&s.body, "plaintext"))
+        } else {
+            ("ciphertextCrc32c", bytes_field(&s.body, "ciphertext"))
+        };
+        let data = data.expect("base64 data");
+        assert!(!data.is_empty());
+        assert!(
+            s.body.get(field).is_some() && checksum_matches(s.body.get(field), &data),
+            "{field} in {:?}",
+            s.body
+        );
+    }
 }
 
 #[test]
