@@ -382,7 +382,7 @@ fn crc32c(data: &[u8]) -> u32 {
 /// `FAILED_PRECONDITION` for a disabled version, `UNAUTHENTICATED`, ...), and a ciphertext that
 /// the key cannot decrypt (`INVALID_ARGUMENT` from `Decrypt`) [`KmsError::UnwrapRefused`].
 ///
-/// Like [`super::plugin::PluginClient`] it runs a tokio runtime on a thread of its own, so its
+/// Like the KMS plugin client (`plugin::PluginClient`) it runs a tokio runtime on a thread of its own, so its
 /// methods may be called from any thread, including one that runs another tokio runtime.
 pub struct GcpKmsClient {
     key: KeyName,
