@@ -275,7 +275,7 @@ fn keyring_file_endpoint_and_unsupported_schemes() {
         b"v"
     );
 
-    let mut unsupported = vec!["gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k"];
+    let mut unsupported = Vec::new();
     if cfg!(feature = "azure") {
         // Served by the Azure Key Vault client (tests/kms_azure.rs, against a loopback fake).
         assert!(
@@ -285,6 +285,17 @@ fn keyring_file_endpoint_and_unsupported_schemes() {
         );
     } else {
         unsupported.push("azure-keyvault://vault/keys/name");
+    }
+    if cfg!(feature = "gcp") {
+        // Served by the Google Cloud KMS client (tests/kms_gcp.rs, against a fake on loopback);
+        // building a keyring here would look for Application Default Credentials.
+        assert!(
+            encrypted_core::kms::KeyServiceRegistry::default()
+                .schemes()
+                .any(|s| s == "gcp-kms://")
+        );
+    } else {
+        unsupported.push("gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k");
     }
     if cfg!(feature = "aws") {
         // Served by the AWS KMS client (tests/kms_aws.rs, against a moto server); building a
@@ -324,7 +335,8 @@ fn keyring_file_endpoint_and_unsupported_schemes() {
                 && (message.contains("planned")
                     || message.contains("`kms-plugin` feature")
                     || message.contains("`aws` feature")
-                    || message.contains("`azure` feature")),
+                    || message.contains("`azure` feature")
+                    || message.contains("`gcp` feature")),
             "{message}"
         );
     }

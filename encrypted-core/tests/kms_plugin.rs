@@ -616,6 +616,84 @@ fn keyring_fresh(config: &EncryptionConfiguration) -> (Keyring, KeyServiceRegist
     keyring(config, quiet())
 }
 
+/// One gRPC health `Check` of `name` on the plugin socket at `path`, with tonic-health's client.
+async fn health_check(
+    path: &Path,
+    name: &str,
+) -> Result<tonic_health::pb::HealthCheckResponse, tonic::Status> {
+    let path = path.to_owned();
+    let channel = tonic::transport::Endpoint::from_static("http://kms.sock")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .expect("connect to the plugin socket");
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: name.to_owned(),
+    };
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The standard gRPC health service of the plugin server, as a Kubernetes probe or
+/// `grpc_health_probe` sees it: a tonic-health client over the Unix socket, for the whole server
+/// (`""`) and for `v2.KeyManagementService`, following the key service's `status`.
+#[test]
+fn grpc_health_service_follows_the_key_service() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = socket_endpoint(dir.path());
+    let path = dir.path().join("kms.sock");
+    let service = FaultyService::new(9);
+    let server = Served::start_with(
+        &endpoint,
+        Arc::clone(&service) as Arc<dyn KeyService>,
+        ServeOptions::default().health_interval(Duration::from_millis(50)),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let check = |name: &str| -> ServingStatus {
+        let response = runtime
+            .block_on(health_check(&path, name))
+            .expect("health check answered");
+        ServingStatus::try_from(response.status).expect("known status")
+    };
+    let wait_for = |want: ServingStatus| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (whole, kms) = (check(""), check("v2.KeyManagementService"));
+            if whole == want && kms == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "health stayed {whole:?}/{kms:?}, expected {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(ServingStatus::Serving);
+    service.set_mode(Mode::Fail);
+    wait_for(ServingStatus::NotServing);
+    service.set_mode(Mode::Normal);
+    wait_for(ServingStatus::Serving);
+    // An unknown service name is NOT_FOUND, as the gRPC health protocol says.
+    let unknown = runtime
+        .block_on(health_check(&path, "no.such.Service"))
+        .expect_err("unknown service");
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    server.stop().expect("stop");
+}
+
 #[test]
 fn call_counts_through_the_plugin_100k_writes_one_encrypt_one_decrypt() {
     const N: usize = 100_000;

@@ -13,7 +13,7 @@
 //! | `unix:///path/to/socket`, `unix:///@abstract-name` | a KMS v2 plugin over gRPC (`plugin::PluginClient`), with the `kms-plugin` feature |
 //! | `aws-kms://arn:aws:kms:<region>:<account>:key/<id>` (or `…:alias/<name>`) | AWS KMS (`aws::AwsKmsClient`), with the `aws` feature |
 //! | `azure-keyvault://<vault>.vault.azure.net/keys/<name>[/<version>]` | Azure Key Vault or Managed HSM (`azure::AzureKeyVaultClient`), with the `azure` feature |
-//! | `gcp-kms://…` | not in this build yet: [`KmsError::UnsupportedEndpoint`] |
+//! | `gcp-kms://projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>` | Google Cloud KMS (`gcp::GcpKmsClient`), with the `gcp` feature |
 //!
 //! More schemes are added with [`KeyServiceRegistry::register`].
 //!
@@ -58,11 +58,18 @@ pub mod azure;
 mod crypto;
 mod envelope;
 mod error;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 mod local;
 #[cfg(feature = "kms-plugin")]
 pub mod plugin;
 mod proto;
-#[cfg(any(feature = "kms-plugin", feature = "aws", feature = "azure"))]
+#[cfg(any(
+    feature = "kms-plugin",
+    feature = "aws",
+    feature = "azure",
+    feature = "gcp"
+))]
 mod runtime;
 mod service;
 
@@ -118,7 +125,8 @@ impl Default for KeyServiceRegistry {
     /// `local://` ([`LocalKeyService`]), with the `kms-plugin` feature `unix://`
     /// (`plugin::PluginClient`), with the `aws` feature `aws-kms://` (`aws::AwsKmsClient`,
     /// configured from the environment), with the `azure` feature `azure-keyvault://`
-    /// (`azure::AzureKeyVaultClient`, credential from the environment), and the default
+    /// (`azure::AzureKeyVaultClient`, credential from the environment), with the `gcp` feature
+    /// `gcp-kms://` (`gcp::GcpKmsClient`, with Application Default Credentials), and the default
     /// [`KmsOptions`].
     fn default() -> Self {
         let registry = Self::empty().register(
@@ -139,6 +147,8 @@ impl Default for KeyServiceRegistry {
         let registry = registry.aws(aws::AwsKmsOptions::default());
         #[cfg(feature = "azure")]
         let registry = registry.azure(azure::AzureKeyVaultOptions::default());
+        #[cfg(feature = "gcp")]
+        let registry = registry.gcp(gcp::GcpKmsOptions::default());
         registry
     }
 }
@@ -178,6 +188,14 @@ impl KeyServiceRegistry {
     #[must_use]
     pub fn azure(self, options: azure::AzureKeyVaultOptions) -> Self {
         self.register(azure::SCHEME, options.constructor())
+    }
+
+    /// Serves `gcp-kms://` endpoints with [`gcp::GcpKmsClient`], with `options` overriding the
+    /// Cloud KMS endpoint and Application Default Credentials.
+    #[cfg(feature = "gcp")]
+    #[must_use]
+    pub fn gcp(self, options: gcp::GcpKmsOptions) -> Self {
+        self.register(gcp::SCHEME, options.constructor())
     }
 
     /// The options of every transformer built.
@@ -233,6 +251,8 @@ impl KeyServiceRegistry {
                         format!(
                             "{supported}; azure-keyvault:// needs encrypted-core's `azure` feature"
                         )
+                    } else if config.endpoint.starts_with("gcp-kms://") {
+                        format!("{supported}; gcp-kms:// needs encrypted-core's `gcp` feature")
                     } else if planned {
                         format!("{supported}; this scheme is planned but not implemented yet")
                     } else {
@@ -297,7 +317,7 @@ impl KmsProviders {
 }
 
 /// A [`KmsFactory`] serving the schemes of [`KeyServiceRegistry::default`] (`local://`, and
-/// `unix://`, `aws-kms://` and `azure-keyvault://` when their features are on) with `options`; other schemes are
+/// `unix://`, `aws-kms://`, `azure-keyvault://` and `gcp-kms://` when their features are on) with `options`; other schemes are
 /// refused with [`KmsError::UnsupportedEndpoint`]. Use [`KeyServiceRegistry`] to add schemes or to read the
 /// built transformers' metrics.
 #[must_use]
