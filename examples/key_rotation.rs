@@ -56,10 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 "before: {} stale of {} users ({:?})",
                 before.stale, before.rows, before.by_key
             );
-            let opts = RewrapOptions {
-                batch: 500,
-                dry_run: false,
-            };
+            let opts = RewrapOptions::default();
             let done = &tables::rewrap(&mut db, opts, &|_| {})?[0];
             println!(
                 "rewrap: {} of {} re-encrypted",

@@ -368,6 +368,20 @@ pub struct RewrapOptions {
     pub batch: i64,
     /// Report only.
     pub dry_run: bool,
+    /// Connections working at once on PostgreSQL ([`rewrap_url`]); 1 on SQLite, which has one
+    /// writer at a time.
+    pub jobs: usize,
+}
+
+impl Default for RewrapOptions {
+    /// Batches of 500 rows, one connection, changes written.
+    fn default() -> Self {
+        Self {
+            batch: 500,
+            dry_run: false,
+            jobs: 1,
+        }
+    }
 }
 
 fn update_sql<M: Table>(pg: bool) -> String {
@@ -543,16 +557,15 @@ fn rewrap_batch<M: Table>(
     Ok(())
 }
 
-/// Inspects (decrypts, and re-encrypts where needed) `records`, on up to four threads when there
-/// are enough of them: the database waits meanwhile, so its core is free. Each worker runs with
-/// the keys in scope on the calling thread.
-fn inspect_all<M: Table>(records: &[M::Record]) -> Result<Vec<Inspected<M::Record>>, DbError> {
+/// Inspects (decrypts, and re-encrypts where needed) `records`, on up to `max_threads` threads
+/// when there are enough of them: the database waits meanwhile, so its core is free. Each worker
+/// runs with the keys in scope on the calling thread.
+fn inspect_all<M: Table>(
+    records: &[M::Record],
+    max_threads: usize,
+) -> Result<Vec<Inspected<M::Record>>, DbError> {
     const MIN_PER_THREAD: usize = 128;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(4)
-        .min(records.len() / MIN_PER_THREAD)
-        .max(1);
+    let threads = max_threads.min(records.len() / MIN_PER_THREAD).max(1);
     if threads == 1 {
         return Ok(records.iter().map(M::inspect).collect::<Result<_, _>>()?);
     }
@@ -581,13 +594,79 @@ fn inspect_all<M: Table>(records: &[M::Record]) -> Result<Vec<Inspected<M::Recor
     })
 }
 
+/// Threads for inspecting a batch when `jobs` batches are worked on at once.
+fn inspect_threads(jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores / jobs.max(1)).clamp(1, 4)
+}
+
+/// True when the key range that `rows` (a batch read `FOR UPDATE SKIP LOCKED` after `cond`)
+/// covers holds more rows than were returned: rows another transaction held were skipped.
+fn skipped_in_range<M: Table>(
+    c: &mut PgConnection,
+    cond: &str,
+    rows: &[M::Record],
+    batch: i64,
+) -> Result<bool, DbError> {
+    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= batch;
+    let range = match rows.last() {
+        Some(last) if full => {
+            let values: Vec<String> = M::pk(last).iter().map(PkValue::literal).collect();
+            format!(
+                "{cond} AND ({}) <= ({})",
+                M::PK.join(", "),
+                values.join(", ")
+            )
+        }
+        _ => cond.to_owned(),
+    };
+    let n: RowCount = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM {} WHERE {range}",
+        M::NAME
+    ))
+    .get_result(c)?;
+    Ok(n.n > i64::try_from(rows.len()).unwrap_or(i64::MAX))
+}
+
+/// Judges a batch read on PostgreSQL (locked, unless `dry_run`) and writes the re-encrypted rows.
+fn apply_pg<M: Table>(
+    c: &mut PgConnection,
+    rows: &[M::Record],
+    dry_run: bool,
+    threads: usize,
+) -> Result<RewrapSummary, DbError> {
+    let mut summary = RewrapSummary::default();
+    let mut pairs = Vec::new();
+    for (r, inspected) in rows.iter().zip(inspect_all::<M>(rows, threads)?) {
+        if inspected
+            .values
+            .iter()
+            .any(|v| matches!(v.state, ValueState::Undecryptable(_)))
+        {
+            summary.undecryptable += 1;
+        }
+        if let Some(new) = inspected.rewrapped {
+            pairs.push((r, new));
+        }
+    }
+    let wanted = pairs.len() as u64;
+    let changed = if dry_run || pairs.is_empty() {
+        wanted
+    } else {
+        batch_update_pg::<M>(c, &pairs)? as u64
+    };
+    summary.rewrapped = changed;
+    summary.conflicts = wanted - changed;
+    Ok(summary)
+}
+
 /// One pass over a table; true when rows locked by others were skipped.
 fn rewrap_pass<M: Table>(
     db: &mut Db,
     opts: RewrapOptions,
     lock: Lock,
     summary: &mut RewrapSummary,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<bool, DbError> {
     let sql = update_sql::<M>(false);
     let mut skipped_rows = false;
@@ -600,48 +679,9 @@ fn rewrap_pass<M: Table>(
                 let lock = if opts.dry_run { Lock::None } else { lock };
                 let rows = M::load_pg(c, &cond, opts.batch, lock)?;
                 if lock == Lock::SkipLocked && !skipped_rows {
-                    // Rows another transaction held were skipped: count the key range to know.
-                    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= opts.batch;
-                    let range = match rows.last() {
-                        Some(last) if full => {
-                            let values: Vec<String> =
-                                M::pk(last).iter().map(PkValue::literal).collect();
-                            format!(
-                                "{cond} AND ({}) <= ({})",
-                                M::PK.join(", "),
-                                values.join(", ")
-                            )
-                        }
-                        _ => cond.clone(),
-                    };
-                    let n: RowCount = diesel::sql_query(format!(
-                        "SELECT count(*) AS n FROM {} WHERE {range}",
-                        M::NAME
-                    ))
-                    .get_result(c)?;
-                    skipped_rows = n.n > i64::try_from(rows.len()).unwrap_or(i64::MAX);
+                    skipped_rows = skipped_in_range::<M>(c, &cond, &rows, opts.batch)?;
                 }
-                let mut pairs = Vec::new();
-                for (r, inspected) in rows.iter().zip(inspect_all::<M>(&rows)?) {
-                    if inspected
-                        .values
-                        .iter()
-                        .any(|v| matches!(v.state, ValueState::Undecryptable(_)))
-                    {
-                        batch_summary.undecryptable += 1;
-                    }
-                    if let Some(new) = inspected.rewrapped {
-                        pairs.push((r, new));
-                    }
-                }
-                let wanted = pairs.len() as u64;
-                let changed = if opts.dry_run || pairs.is_empty() {
-                    wanted
-                } else {
-                    batch_update_pg::<M>(c, &pairs)? as u64
-                };
-                batch_summary.rewrapped += changed;
-                batch_summary.conflicts += wanted - changed;
+                batch_summary = apply_pg::<M>(c, &rows, opts.dry_run, inspect_threads(1))?;
                 Ok((rows.len(), rows.last().map(M::pk)))
             })?,
             Db::Sqlite(c) => c.immediate_transaction::<_, DbError, _>(|c| {
@@ -672,21 +712,46 @@ struct RowCount {
     n: i64,
 }
 
-/// Rewraps one table; `progress` is called with the rows read by each batch of the first pass.
+/// Where the extra connections of a parallel rewrap come from (PostgreSQL).
+pub type Connect<'a> = &'a (dyn Fn() -> Result<PgConnection, DbError> + Sync);
+
+/// Rewraps one table on one connection; `progress` is called with the rows read by each batch of
+/// the first pass. [`RewrapOptions::jobs`] is ignored: see [`rewrap_table_jobs`].
 ///
 /// # Errors
 /// Database errors, a missing keyring or resource, an encryption failure.
 pub fn rewrap_table<M: Table>(
     db: &mut Db,
     opts: RewrapOptions,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<RewrapSummary, DbError> {
+    rewrap_table_jobs::<M>(db, None, opts, progress)
+}
+
+/// Rewraps one table; on PostgreSQL with `connect` and [`RewrapOptions::jobs`] > 1, that many
+/// connections work at once (`db` and `jobs - 1` from `connect`): each takes the next batch in key
+/// order under a shared cursor, then decrypts, re-encrypts and writes it while the others read
+/// theirs, so the database and the cryptography overlap.
+///
+/// # Errors
+/// As [`rewrap_table`]; the first error of any connection.
+pub fn rewrap_table_jobs<M: Table>(
+    db: &mut Db,
+    connect: Option<Connect<'_>>,
+    opts: RewrapOptions,
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<RewrapSummary, DbError> {
     let mut summary = RewrapSummary {
         table: M::NAME,
         ..RewrapSummary::default()
     };
     let pg = matches!(db, Db::Pg(_));
-    let skipped = rewrap_pass::<M>(db, opts, Lock::SkipLocked, &mut summary, progress)?;
+    let skipped = match (&mut *db, connect) {
+        (Db::Pg(c), Some(connect)) if opts.jobs > 1 && !opts.dry_run => {
+            parallel_pass::<M>(c, connect, opts, &mut summary, progress)?
+        }
+        (db, _) => rewrap_pass::<M>(db, opts, Lock::SkipLocked, &mut summary, progress)?,
+    };
     if pg && !opts.dry_run && skipped {
         // Rows another transaction held were skipped: a blocking pass picks them up (rows
         // already current are only read).
@@ -697,6 +762,103 @@ pub fn rewrap_table<M: Table>(
         summary.undecryptable = second.undecryptable;
     }
     Ok(summary)
+}
+
+/// The shared position of a parallel pass.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// The key of the last row handed out.
+    after: Option<Vec<PkValue>>,
+    /// No rows are left (or a connection failed).
+    done: bool,
+    /// Some batch's key range held rows another transaction had locked.
+    skipped: bool,
+}
+
+/// The first pass with `opts.jobs` connections; true when rows locked by others were skipped.
+fn parallel_pass<M: Table>(
+    main: &mut PgConnection,
+    connect: Connect<'_>,
+    opts: RewrapOptions,
+    summary: &mut RewrapSummary,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<bool, DbError> {
+    let keys = encrypted_diesel::current()?;
+    let cursor = std::sync::Mutex::new(Cursor::default());
+    let threads = inspect_threads(opts.jobs);
+    let work = |c: &mut PgConnection| -> Result<RewrapSummary, DbError> {
+        let mut total = RewrapSummary::default();
+        let result = with_keyring(Keys::clone(&keys), || {
+            loop {
+                let batch = c.transaction::<_, DbError, _>(|c| {
+                    let rows = {
+                        let mut shared = cursor.lock().map_err(|_| "a rewrap worker panicked")?;
+                        if shared.done {
+                            return Ok(None);
+                        }
+                        let cond = after(M::PK, shared.after.as_deref());
+                        let rows = M::load_pg(c, &cond, opts.batch, Lock::SkipLocked)?;
+                        if !shared.skipped {
+                            shared.skipped = skipped_in_range::<M>(c, &cond, &rows, opts.batch)?;
+                        }
+                        match rows.last() {
+                            Some(last)
+                                if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= opts.batch =>
+                            {
+                                shared.after = Some(M::pk(last));
+                            }
+                            _ => shared.done = true,
+                        }
+                        rows
+                    };
+                    let done = apply_pg::<M>(c, &rows, false, threads)?;
+                    Ok(Some((rows.len() as u64, done)))
+                })?;
+                let Some((n, done)) = batch else {
+                    return Ok::<_, DbError>(());
+                };
+                total.scanned += n;
+                total.rewrapped += done.rewrapped;
+                total.conflicts += done.conflicts;
+                total.undecryptable += done.undecryptable;
+                progress(n);
+            }
+        });
+        if result.is_err()
+            && let Ok(mut shared) = cursor.lock()
+        {
+            shared.done = true;
+        }
+        result.map(|()| total)
+    };
+    let results: Vec<Result<RewrapSummary, DbError>> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..opts.jobs)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut c = connect()?;
+                    work(&mut c)
+                })
+            })
+            .collect();
+        let mut results = vec![work(main)];
+        for helper in helpers {
+            results.push(
+                helper
+                    .join()
+                    .unwrap_or_else(|_| Err("a rewrap worker thread panicked".into())),
+            );
+        }
+        results
+    });
+    for result in results {
+        let part = result?;
+        summary.scanned += part.scanned;
+        summary.rewrapped += part.rewrapped;
+        summary.conflicts += part.conflicts;
+        summary.undecryptable += part.undecryptable;
+    }
+    let skipped = cursor.lock().map_or(true, |c| c.skipped);
+    Ok(skipped)
 }
 
 /// Row counts of every table, for a progress bar.
@@ -713,14 +875,39 @@ pub fn total_rows(db: &mut Db) -> QueryResult<i64> {
         + Credential::count(db)?)
 }
 
-/// Rewraps every table.
+/// Rewraps every table of the database at `url`, with [`RewrapOptions::jobs`] connections at
+/// once on PostgreSQL.
+///
+/// # Errors
+/// As [`rewrap_table_jobs`]; a connection failure.
+pub fn rewrap_url(
+    url: &str,
+    opts: RewrapOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<RewrapSummary>, DbError> {
+    let mut db = Db::connect(url)?;
+    let connect = || -> Result<PgConnection, DbError> { Ok(PgConnection::establish(url)?) };
+    let connect: Connect<'_> = &connect;
+    let db = &mut db;
+    Ok(vec![
+        rewrap_table_jobs::<User>(db, Some(connect), opts, progress)?,
+        rewrap_table_jobs::<Identity>(db, Some(connect), opts, progress)?,
+        rewrap_table_jobs::<McpOAuthToken>(db, Some(connect), opts, progress)?,
+        rewrap_table_jobs::<SessionCookie>(db, Some(connect), opts, progress)?,
+        rewrap_table_jobs::<McpAuditLog>(db, Some(connect), opts, progress)?,
+        rewrap_table_jobs::<RunState>(db, Some(connect), opts, progress)?,
+        rewrap_table_jobs::<Credential>(db, Some(connect), opts, progress)?,
+    ])
+}
+
+/// Rewraps every table on one connection.
 ///
 /// # Errors
 /// As [`rewrap_table`].
 pub fn rewrap(
     db: &mut Db,
     opts: RewrapOptions,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<RewrapSummary>, DbError> {
     Ok(vec![
         rewrap_table::<User>(db, opts, progress)?,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use diesel::prelude::*;
 use encrypted_core::{EncryptionConfiguration, Keyring};
 use encrypted_diesel::{Keys, with_keyring};
@@ -311,6 +312,7 @@ fn check_status_mix(db: &mut Db) {
         let opts = RewrapOptions {
             batch: 3,
             dry_run: true,
+            jobs: 1,
         };
         let dry = tables::rewrap(db, opts, &|_| {}).expect("dry run");
         assert_eq!(
@@ -326,6 +328,7 @@ fn check_status_mix(db: &mut Db) {
         let opts = RewrapOptions {
             batch: 3,
             dry_run: false,
+            jobs: 1,
         };
         let done = tables::rewrap(db, opts, &|_| {}).expect("rewrap");
         assert_eq!(
@@ -443,7 +446,7 @@ fn rewrap_100k_rows_killed_and_resumed_under_concurrent_updates_on_postgres() {
         })
     };
 
-    let rewrap = |kill_after: Option<Duration>| {
+    let rewrap = |kill_after: Option<i64>| {
         let started = Instant::now();
         let mut child = Command::new(BIN)
             .args([
@@ -459,11 +462,28 @@ fn rewrap_100k_rows_killed_and_resumed_under_concurrent_updates_on_postgres() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn rewrap");
-        if let Some(after) = kill_after {
-            std::thread::sleep(after);
-            if child.try_wait().expect("wait").is_none() {
-                child.kill().expect("kill");
+        if let Some(rows) = kill_after {
+            // Kill once at least `rows` rows are under k2 (counted by their stored prefix, the
+            // base64 of "k8s:enc:aesgcm:v1:k2:", 21 bytes = 28 characters exactly), so the kill
+            // lands part-way whatever the machine's speed.
+            let prefix = base64::engine::general_purpose::STANDARD.encode("k8s:enc:aesgcm:v1:k2:");
+            let mut c = PgConnection::establish(&pg.url).expect("watcher connection");
+            loop {
+                assert!(
+                    child.try_wait().expect("wait").is_none(),
+                    "rewrap finished before it could be killed part-way"
+                );
+                let done: i64 = users::table
+                    .filter(users::display_name.like(format!("{prefix}%")))
+                    .count()
+                    .get_result(&mut c)
+                    .expect("count");
+                if done >= rows {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
+            child.kill().expect("kill");
             let _ = child.wait();
             return (started.elapsed(), String::new());
         }
@@ -478,7 +498,7 @@ fn rewrap_100k_rows_killed_and_resumed_under_concurrent_updates_on_postgres() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    rewrap(Some(Duration::from_millis(2500)));
+    rewrap(Some(N / 5));
     let partial = with_keyring(new.clone(), || {
         tables::status_table::<User>(&mut db, 5000).expect("status")
     });

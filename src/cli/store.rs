@@ -61,6 +61,10 @@ pub(crate) struct RewrapArgs {
     /// Count what would be re-encrypted; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Connections working at once on PostgreSQL (each takes the next batch while the others
+    /// decrypt, re-encrypt and write theirs); SQLite always uses one.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -186,8 +190,10 @@ pub(crate) fn rewrap(args: &RewrapArgs) -> Result<(), CliError> {
     let opts = RewrapOptions {
         batch: args.batch_size,
         dry_run: args.dry_run,
+        jobs: usize::from(args.jobs),
     };
-    let summary = tables::rewrap(&mut db, opts, &|n| bar.inc(n))?;
+    drop(db);
+    let summary = tables::rewrap_url(&args.store.database_url, opts, &|n| bar.inc(n))?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
