@@ -180,6 +180,13 @@ impl PluginServer {
         };
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let (reporter, health_service) = tonic_health::server::health_reporter();
+        // Registered before the first connection is accepted, so that a probe arriving before the
+        // first status answer sees NOT_SERVING rather than "service not registered".
+        for name in ["", SERVICE_NAME] {
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
         let health = tokio::spawn(report_health(
             reporter,
             Arc::clone(&service),
