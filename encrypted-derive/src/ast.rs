@@ -19,6 +19,8 @@ pub(crate) struct Model<'a> {
 
 pub(crate) struct Field<'a> {
     pub(crate) ident: &'a Ident,
+    /// The table column: `#[diesel(column_name = ...)]`, else the field's name.
+    pub(crate) column: Ident,
     pub(crate) ty: &'a Type,
     /// Other attributes (`#[diesel(...)]` is passed on to the record).
     pub(crate) diesel_attrs: Vec<&'a Attribute>,
@@ -47,6 +49,32 @@ pub(crate) enum Segment {
     Column,
     /// A hash column or a non-encrypted field.
     Value(Ident),
+}
+
+/// The `column_name` of a field's `#[diesel(...)]` attributes, if any (an identifier or a string
+/// literal, as Diesel accepts). Other keys are skipped: Diesel's own derive reports their errors.
+fn diesel_column_name(attrs: &[&Attribute]) -> Option<Ident> {
+    let mut found = None;
+    for attr in attrs {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("column_name") {
+                let value = meta.value()?;
+                found = Some(if value.peek(LitStr) {
+                    let lit: LitStr = value.parse()?;
+                    Ident::new(&lit.value(), lit.span())
+                } else {
+                    value.parse::<Ident>()?
+                });
+            } else if meta.input.peek(syn::Token![=]) {
+                meta.value()?.parse::<syn::Expr>()?;
+            } else if meta.input.peek(syn::token::Paren) {
+                let _inner;
+                syn::parenthesized!(_inner in meta.input);
+            }
+            Ok(())
+        });
+    }
+    found
 }
 
 impl<'a> Model<'a> {
@@ -78,7 +106,7 @@ impl<'a> Model<'a> {
                 continue;
             };
             let fa = attr::field_attrs(&field.attrs, &mut errors);
-            let diesel_attrs = field
+            let diesel_attrs: Vec<&Attribute> = field
                 .attrs
                 .iter()
                 .filter(|a| a.path().is_ident("diesel"))
@@ -129,8 +157,10 @@ impl<'a> Model<'a> {
                     })
                 }
             };
+            let column = diesel_column_name(&diesel_attrs).unwrap_or_else(|| ident.clone());
             fields.push(Field {
                 ident,
+                column,
                 ty: &field.ty,
                 diesel_attrs,
                 encrypt,

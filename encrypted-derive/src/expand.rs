@@ -119,7 +119,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         if shared_aad {
             seal.push(quote!(let #aad_var: &str = &__aad;));
         } else {
-            let aad = aad_expr(m, &field_name, &seal_source);
+            let aad = aad_expr(m, &f.column.unraw().to_string(), &seal_source);
             seal.push(quote!(let #aad_var: &str = &#aad;));
         }
         let plain = if e.json {
@@ -185,7 +185,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         if shared_aad {
             open_aads.push(quote!(let #aad_var: &str = &__aad;));
         } else {
-            let aad = aad_expr(m, &field_name, &open_source);
+            let aad = aad_expr(m, &f.column.unraw().to_string(), &open_source);
             open_aads.push(quote!(let #aad_var: &str = &#aad;));
         }
         let convert = if e.json {
@@ -281,9 +281,10 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     // before diesel's own trait errors.
     let column_checks = encrypted(m).map(|(f, _)| {
         let field = f.ident;
+        let column = &f.column;
         quote_spanned! {field.span()=>
             const _: ::encrypted_diesel::__private::CheckColumn<
-                <#table::#field as ::encrypted_diesel::__private::diesel::Expression>::SqlType,
+                <#table::#column as ::encrypted_diesel::__private::diesel::Expression>::SqlType,
             > = ::encrypted_diesel::__private::CheckColumn::OK;
         }
     });
@@ -314,7 +315,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         if shared_aad {
             rw.push(quote!(let #aad_var: &str = &__aad;));
         } else {
-            let aad = aad_expr(m, &field_name, &rw_source);
+            let aad = aad_expr(m, &f.column.unraw().to_string(), &rw_source);
             rw.push(quote!(let #aad_var: &str = &#aad;));
         }
         let value = if e.nullable {
@@ -343,11 +344,13 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             });
             rw_stored.push(quote!(::core::option::Option::Some(&__r.#field)));
         }
+        let column = &f.column;
+        let column_name = column.unraw().to_string();
         rw_columns.push(quote! {
             #p::Column {
-                name: #field_name,
-                binary: <<#table::#field as #d::Expression>::SqlType as #p::ColumnKind>::BINARY,
-                nullable: <<#table::#field as #d::Expression>::SqlType as #p::ColumnKind>::NULLABLE,
+                name: #column_name,
+                binary: <<#table::#column as #d::Expression>::SqlType as #p::ColumnKind>::BINARY,
+                nullable: <<#table::#column as #d::Expression>::SqlType as #p::ColumnKind>::NULLABLE,
             }
         });
     }

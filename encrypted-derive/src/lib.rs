@@ -12,7 +12,10 @@ mod fallback;
 use proc_macro::TokenStream;
 
 /// Derives the Diesel traits of a model with encrypted fields; see `encrypted_diesel`.
-#[proc_macro_derive(Encrypted, attributes(encrypted, encrypt))]
+///
+/// Field attributes `#[diesel(...)]` (such as `column_name`) are passed on to the generated
+/// Diesel record, so the model needs no Diesel derive of its own to use them.
+#[proc_macro_derive(Encrypted, attributes(encrypted, encrypt, diesel))]
 pub fn derive_encrypted(input: TokenStream) -> TokenStream {
     derive_encrypted_inner(input.into()).into()
 }

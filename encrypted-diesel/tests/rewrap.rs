@@ -175,3 +175,73 @@ fn legacy_plaintext_is_reported_and_encrypted_and_corruption_is_left_alone() {
         assert!(seen.rewrapped.is_none());
     });
 }
+
+diesel::table! {
+    renamed (id) {
+        id -> BigInt,
+        stored_secret -> Text,
+    }
+}
+
+/// A field stored under another column name (`#[diesel(column_name = ...)]`).
+#[derive(Clone, PartialEq, encrypted_diesel::Encrypted)]
+#[encrypted(table = renamed, resource = "users.obot.obot.ai", aad = "{resource}/{id}/{column}")]
+struct Renamed {
+    id: i64,
+    #[diesel(column_name = stored_secret)]
+    #[encrypt]
+    secret: String,
+}
+
+/// `{column}` and the rewrap column are the table's column name, not the field's.
+#[test]
+fn column_name_is_the_column_in_the_context_and_for_rewrap() {
+    assert_eq!(
+        <Renamed as Rewrap>::COLUMNS,
+        &[Column {
+            name: "stored_secret",
+            binary: false,
+            nullable: false
+        }]
+    );
+    let mut c = SqliteConnection::establish(":memory:").expect("sqlite");
+    diesel::sql_query("CREATE TABLE renamed (id BIGINT PRIMARY KEY, stored_secret TEXT NOT NULL)")
+        .execute(&mut c)
+        .expect("create");
+    let row = Renamed {
+        id: 7,
+        secret: "s3cret".into(),
+    };
+    with_keyring(keys(), || {
+        diesel::insert_into(renamed::table)
+            .values(&row)
+            .execute(&mut c)
+            .expect("insert");
+        let back: Renamed = renamed::table
+            .select(Renamed::as_select())
+            .first(&mut c)
+            .expect("load");
+        assert!(back == row);
+    });
+    let stored: String = renamed::table
+        .select(renamed::stored_secret)
+        .first(&mut c)
+        .expect("raw value");
+    let bytes = encrypted_core::decode_base64(&stored).expect("base64");
+    let keys = keys();
+    let read = keys
+        .keyring()
+        .decrypt(
+            "users.obot.obot.ai",
+            &bytes,
+            b"users.obot.obot.ai/7/stored_secret",
+        )
+        .expect("the context names the column");
+    assert_eq!(read.plaintext, b"s3cret");
+    assert!(
+        keys.keyring()
+            .decrypt("users.obot.obot.ai", &bytes, b"users.obot.obot.ai/7/secret")
+            .is_err(),
+        "the field's name is not the context"
+    );
+}
