@@ -176,12 +176,15 @@ fn legacy_plaintext_is_reported_and_encrypted_and_corruption_is_left_alone() {
     });
 }
 
-diesel::table! {
-    renamed (id) {
-        id -> BigInt,
-        stored_secret -> Text,
+mod schema {
+    diesel::table! {
+        renamed (id) {
+            id -> BigInt,
+            stored_secret -> Text,
+        }
     }
 }
+use schema::renamed;
 
 /// A field stored under another column name (`#[diesel(column_name = ...)]`).
 #[derive(Clone, PartialEq, encrypted_diesel::Encrypted)]
