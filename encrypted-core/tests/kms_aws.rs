@@ -6,6 +6,8 @@
 //! The tests fail, not skip, when the moto server is unreachable.
 #![cfg(feature = "aws")]
 
+mod common;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,14 +15,18 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kms::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kms::primitives::Blob;
+use common::{
+    Calls, RESOURCE, assert_callable_from_a_runtime, assert_healthy, assert_key_missing,
+    assert_no_secret, assert_no_write_seed, assert_reads_in_context, assert_reads_values,
+    assert_times_out, assert_unreachable, assert_unwraps, assert_writes_stop_after_the_window,
+    closed_addr, decrypt_error, is_unavailable, quiet, service_error, write_values,
+};
 use encrypted_core::kms::aws::{AwsKmsClient, AwsKmsOptions, SCHEME};
 use encrypted_core::kms::{
-    DecryptRequest, DekSourceType, EncryptResponse, EncryptedObject, KeyService,
-    KeyServiceRegistry, KmsError, KmsOptions, Status, Zeroizing,
+    DekSourceType, EncryptedObject, KeyService, KeyServiceRegistry, KmsError, KmsOptions,
 };
 use encrypted_core::{EncryptionConfiguration, Error, Keyring};
 
-const RESOURCE: &str = "users.obot.obot.ai";
 const PREFIX: &[u8] = b"k8s:enc:kms:v2:aws:";
 const REGION: &str = "us-east-1";
 
@@ -168,57 +174,7 @@ fn unique(tag: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 
 fn config(endpoint: &str, timeout: &str) -> EncryptionConfiguration {
-    let yaml = format!(
-        "apiVersion: apiserver.config.k8s.io/v1\n\
-         kind: EncryptionConfiguration\n\
-         resources:\n  \
-           - resources: [{RESOURCE}]\n    \
-             providers:\n      \
-               - kms:\n          \
-                   apiVersion: v2\n          \
-                   name: aws\n          \
-                   endpoint: {endpoint}\n          \
-                   timeout: {timeout}\n"
-    );
-    EncryptionConfiguration::from_yaml(&yaml).expect("valid configuration")
-}
-
-/// Calls that reached AWS KMS (moto), counted around the real client.
-#[derive(Debug, Default)]
-struct Calls {
-    status: AtomicU64,
-    encrypt: AtomicU64,
-    decrypt: AtomicU64,
-}
-
-impl Calls {
-    fn encrypts(&self) -> u64 {
-        self.encrypt.load(Ordering::SeqCst)
-    }
-    fn decrypts(&self) -> u64 {
-        self.decrypt.load(Ordering::SeqCst)
-    }
-}
-
-#[derive(Debug)]
-struct Counted {
-    inner: AwsKmsClient,
-    calls: Arc<Calls>,
-}
-
-impl KeyService for Counted {
-    fn status(&self) -> Result<Status, Error> {
-        self.calls.status.fetch_add(1, Ordering::SeqCst);
-        self.inner.status()
-    }
-    fn encrypt(&self, uid: &str, plaintext: &[u8]) -> Result<EncryptResponse, Error> {
-        self.calls.encrypt.fetch_add(1, Ordering::SeqCst);
-        self.inner.encrypt(uid, plaintext)
-    }
-    fn decrypt(&self, uid: &str, request: &DecryptRequest) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.calls.decrypt.fetch_add(1, Ordering::SeqCst);
-        self.inner.decrypt(uid, request)
-    }
+    common::config("aws", endpoint, timeout)
 }
 
 /// A keyring whose `aws-kms://` provider is the real AWS client against moto, counted.
@@ -226,39 +182,10 @@ fn keyring(
     config: &EncryptionConfiguration,
     options: KmsOptions,
 ) -> (Keyring, KeyServiceRegistry, Arc<Calls>) {
-    let calls = Arc::new(Calls::default());
-    let counter = Arc::clone(&calls);
     let aws = moto_options();
-    let registry = KeyServiceRegistry::default().options(options).register(
-        SCHEME,
-        Arc::new(move |config| {
-            Ok(Arc::new(Counted {
-                inner: AwsKmsClient::from_config(config, &aws)?,
-                calls: Arc::clone(&counter),
-            }) as Arc<dyn KeyService>)
-        }),
-    );
-    let keyring = Keyring::builder()
-        .kms(registry.factory())
-        .build(config)
-        .expect("keyring");
-    (keyring, registry, calls)
-}
-
-fn quiet() -> KmsOptions {
-    KmsOptions::default().background_polling(false)
-}
-
-/// The key-service-level error under an envelope error.
-fn service_error(e: &Error) -> &KmsError {
-    match e {
-        Error::Kms(KmsError::Call { source, .. }) => match &**source {
-            Error::Kms(inner) => inner,
-            other => panic!("expected a typed key-service error, got {other}"),
-        },
-        Error::Kms(inner) => inner,
-        other => panic!("expected a KMS error, got {other}"),
-    }
+    common::counted_keyring(config, options, SCHEME, move |config| {
+        AwsKmsClient::from_config(config, &aws)
+    })
 }
 
 fn client(arn: &str, timeout: Duration) -> AwsKmsClient {
@@ -274,12 +201,7 @@ fn key_service_contract_against_moto() {
     let admin = Admin::new();
     let arn = admin.create_key();
     let client = client(&arn, Duration::from_secs(5));
-    let status = client.status().expect("status");
-    assert_eq!(
-        (status.version.as_str(), status.healthz.as_str()),
-        ("v2", "ok")
-    );
-    assert_eq!(status.key_id, arn, "status reports the key ARN");
+    assert_healthy(&client, &arn, "status reports the key ARN");
 
     let seed = [7u8; 32];
     let wrapped = client.encrypt("uid-1", &seed).expect("encrypt");
@@ -287,12 +209,7 @@ fn key_service_contract_against_moto() {
     assert!(wrapped.annotations.is_empty());
     assert!(!wrapped.ciphertext.is_empty() && wrapped.ciphertext.len() <= 1024);
     assert_ne!(&wrapped.ciphertext[..], &seed[..]);
-    let request = DecryptRequest::new(
-        wrapped.ciphertext.clone(),
-        wrapped.key_id,
-        Default::default(),
-    );
-    assert_eq!(&*client.decrypt("uid-2", &request).expect("decrypt"), &seed);
+    assert_unwraps(&client, &wrapped, &seed);
     // AWS KMS itself (not our client) unwraps it too.
     assert_eq!(admin.raw_decrypt(&wrapped.ciphertext), (seed.to_vec(), arn));
 }
@@ -305,13 +222,7 @@ fn envelope_round_trip_and_call_counts_100k_writes_one_encrypt_one_decrypt() {
     let config = config(&format!("aws-kms://{arn}"), "5s");
 
     let (writer, registry, calls) = keyring(&config, quiet());
-    let stored: Vec<Vec<u8>> = (0..N)
-        .map(|i| {
-            writer
-                .encrypt(RESOURCE, format!("value {i}").as_bytes(), b"users/ctx")
-                .expect("encrypt")
-        })
-        .collect();
+    let stored = write_values(&writer, N);
     assert_eq!(calls.encrypts(), 1, "{N} writes, one KMS Encrypt");
     assert_eq!(calls.decrypts(), 0);
     let metrics = registry.providers().get("aws").expect("provider").metrics();
@@ -335,12 +246,7 @@ fn envelope_round_trip_and_call_counts_100k_writes_one_encrypt_one_decrypt() {
     assert_eq!((seed.len(), unwrapped_by), (32, arn.clone()));
 
     // Reads in the same keyring need no KMS call; the context is bound.
-    let read = writer
-        .decrypt(RESOURCE, first, b"users/ctx")
-        .expect("decrypt");
-    assert_eq!(read.plaintext, b"value 0");
-    assert!(!read.stale);
-    assert!(writer.decrypt(RESOURCE, first, b"users/other").is_err());
+    assert_reads_in_context(&writer, first);
     assert_eq!(calls.decrypts(), 0);
 
     // A fresh keyring (another process) reads all of them with one KMS Decrypt.
@@ -350,12 +256,7 @@ fn envelope_round_trip_and_call_counts_100k_writes_one_encrypt_one_decrypt() {
         1,
         "starting up wraps the reader's own write seed"
     );
-    for (i, value) in stored.iter().enumerate() {
-        let read = reader
-            .decrypt(RESOURCE, value, b"users/ctx")
-            .expect("decrypt");
-        assert_eq!(read.plaintext, format!("value {i}").as_bytes());
-    }
+    assert_reads_values(&reader, &stored);
     assert_eq!(
         reader_calls.decrypts(),
         1,
@@ -454,24 +355,9 @@ fn disabled_key_is_unhealthy_writes_stop_after_the_window_and_cached_reads_go_on
     let health = transformer.health();
     assert!(!health.healthy);
 
-    // Within the window writes go on with the current seed (no KMS call).
-    let during = keyring
-        .encrypt(RESOURCE, b"written during", b"ctx")
-        .expect("write within the window");
-    assert!(
-        disabled_at.elapsed() < window,
-        "the window passed too early"
-    );
-
-    // After it, writes fail with a clear error; reads of cached seeds go on.
-    std::thread::sleep(window.saturating_sub(disabled_at.elapsed()) + Duration::from_millis(200));
-    let e = keyring
-        .encrypt(RESOURCE, b"written after", b"ctx")
-        .expect_err("write after the window");
-    assert!(
-        matches!(service_error(&e), KmsError::WriteWindowExpired { .. }),
-        "{e:?}"
-    );
+    // Within the window writes go on with the current seed (no KMS call); after it, writes fail
+    // with a clear error; reads of cached seeds go on.
+    let during = assert_writes_stop_after_the_window(&keyring, disabled_at, window);
     for (value, expected) in [
         (&before, &b"written before"[..]),
         (&during, b"written during"),
@@ -497,15 +383,7 @@ fn disabled_key_is_unhealthy_writes_stop_after_the_window_and_cached_reads_go_on
     let e = fresh
         .encrypt(RESOURCE, b"v", b"ctx")
         .expect_err("the key is disabled");
-    match service_error(&e) {
-        KmsError::NoWriteSeed { last_error, .. } => assert!(
-            last_error
-                .as_deref()
-                .is_some_and(|m| m.contains("key state Disabled")),
-            "{last_error:?}"
-        ),
-        other => panic!("expected NoWriteSeed, got {other:?}"),
-    }
+    assert_no_write_seed(&e, "key state Disabled");
 
     // Enabled again: the next poll resumes writes.
     admin.enable(&arn);
@@ -524,30 +402,13 @@ fn unknown_and_wrong_keys_are_typed_errors() {
 
     // Status and Encrypt of a key that does not exist.
     let missing = client(&unknown, Duration::from_secs(5));
-    for e in [
-        missing.status().expect_err("status"),
-        missing.encrypt("uid", &[1; 32]).expect_err("encrypt"),
-    ] {
-        assert!(
-            matches!(&e, Error::Kms(KmsError::ServiceRejected { code, .. }) if code == "NotFoundException"),
-            "{e:?}"
-        );
-        assert!(e.to_string().contains(&unknown), "{e}");
-    }
+    assert_key_missing(&missing, "NotFoundException", &unknown);
     // Through a keyring: it builds, and writes fail with the reason.
     let (keyring, _, _) = keyring(&config(&format!("aws-kms://{unknown}"), "5s"), quiet());
     let e = keyring
         .encrypt(RESOURCE, b"v", b"ctx")
         .expect_err("no seed");
-    match service_error(&e) {
-        KmsError::NoWriteSeed { last_error, .. } => assert!(
-            last_error
-                .as_deref()
-                .is_some_and(|m| m.contains("NotFoundException")),
-            "{last_error:?}"
-        ),
-        other => panic!("expected NoWriteSeed, got {other:?}"),
-    }
+    assert_no_write_seed(&e, "NotFoundException");
 
     // Decrypt: a tampered ciphertext is refused, and a secret never shows in the message.
     let good = client(&arn, Duration::from_secs(5));
@@ -556,61 +417,24 @@ fn unknown_and_wrong_keys_are_typed_errors() {
     let mut tampered = wrapped.ciphertext.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
-    let e = good
-        .decrypt(
-            "uid",
-            &DecryptRequest::new(tampered, arn.clone(), Default::default()),
-        )
-        .expect_err("tampered");
-    assert!(
-        matches!(
-            &e,
-            Error::Kms(KmsError::UnwrapRefused { .. })
-                | Error::Kms(KmsError::ServiceRejected { .. })
-        ),
-        "{e:?}"
-    );
-    // Decrypt naming a key that does not exist.
-    let e = good
-        .decrypt(
-            "uid",
-            &DecryptRequest::new(
-                wrapped.ciphertext.clone(),
-                unknown.clone(),
-                Default::default(),
-            ),
-        )
-        .expect_err("unknown key id");
-    assert!(
-        matches!(
-            &e,
-            Error::Kms(KmsError::UnwrapRefused { .. })
-                | Error::Kms(KmsError::ServiceRejected { .. })
-        ),
-        "{e:?}"
-    );
-    let message = format!("{e} {e:?}");
-    // Decrypt naming another existing key than the one that wrapped (AWS: IncorrectKeyException,
-    // moto: AccessDeniedException).
+    // Decrypt naming a key that does not exist, and naming another existing key than the one
+    // that wrapped (AWS: IncorrectKeyException, moto: AccessDeniedException), are refused too.
     let other = admin.create_key();
-    let e2 = good
-        .decrypt(
-            "uid",
-            &DecryptRequest::new(wrapped.ciphertext.clone(), other, Default::default()),
-        )
-        .expect_err("wrong key id");
-    assert!(
-        matches!(
-            &e2,
-            Error::Kms(KmsError::UnwrapRefused { .. })
-                | Error::Kms(KmsError::ServiceRejected { .. })
-        ),
-        "{e2:?}"
-    );
-    assert!(
-        !message.contains("5a5a5a") && !message.contains("WlpaWlpa"),
-        "{message}"
-    );
+    for (ciphertext, key_id, what) in [
+        (&tampered, &arn, "tampered"),
+        (&wrapped.ciphertext, &unknown, "unknown key id"),
+        (&wrapped.ciphertext, &other, "wrong key id"),
+    ] {
+        let e = decrypt_error(&good, ciphertext, key_id, what);
+        assert!(
+            matches!(
+                &e,
+                Error::Kms(KmsError::UnwrapRefused { .. } | KmsError::ServiceRejected { .. })
+            ),
+            "{what}: {e:?}"
+        );
+        assert_no_secret(&format!("{e} {e:?}"));
+    }
 
     // Malformed endpoints are refused when the keyring is built.
     let e = Keyring::builder()
@@ -623,12 +447,6 @@ fn unknown_and_wrong_keys_are_typed_errors() {
     );
 }
 
-/// A loopback port with nothing listening.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 #[test]
 fn unreachable_and_hanging_servers_are_typed_errors_within_the_timeout() {
     let arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
@@ -637,24 +455,17 @@ fn unreachable_and_hanging_servers_are_typed_errors_within_the_timeout() {
 
     // Nothing listens: refused connections (the SDK retries within the timeout).
     let options = AwsKmsOptions::default()
-        .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
+        .endpoint_url(format!("http://{}", closed_addr()))
         .static_credentials("test", "test");
     let refused =
         AwsKmsClient::new(&format!("aws-kms://{arn}"), timeout, &options).expect("client");
-    for call in 0..2 {
-        let started = Instant::now();
-        let e = refused.status().expect_err("unreachable");
-        let elapsed = started.elapsed();
-        assert!(
-            matches!(
-                &e,
-                Error::Kms(KmsError::ServiceUnavailable { .. } | KmsError::ServiceTimeout { .. })
-            ),
-            "call {call}: {e:?}"
-        );
-        assert!(elapsed < timeout + slack, "call {call} took {elapsed:?}");
-        eprintln!("unreachable AWS KMS endpoint: {e} (after {elapsed:?})");
-    }
+    assert_unreachable(
+        &refused,
+        timeout,
+        slack,
+        "unreachable AWS KMS endpoint",
+        |e| matches!(e, Error::Kms(inner) if is_unavailable(inner)),
+    );
 
     // Something accepts connections but never answers: the timeout fires.
     let hanging = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -662,23 +473,13 @@ fn unreachable_and_hanging_servers_are_typed_errors_within_the_timeout() {
         .endpoint_url(format!("http://{}", hanging.local_addr().expect("addr")))
         .static_credentials("test", "test");
     let hung = AwsKmsClient::new(&format!("aws-kms://{arn}"), timeout, &options).expect("client");
-    let started = Instant::now();
-    let e = hung.encrypt("uid", &[1; 32]).expect_err("hanging");
-    let elapsed = started.elapsed();
-    assert!(
-        matches!(&e, Error::Kms(KmsError::ServiceTimeout { timeout: t, .. }) if *t == timeout),
-        "{e:?}"
-    );
-    assert!(
-        elapsed >= timeout.saturating_sub(Duration::from_millis(50)) && elapsed < timeout + slack,
-        "took {elapsed:?}"
-    );
+    assert_times_out(&hung, timeout, slack);
 
     // Through a keyring: it builds and writes fail typed, quickly.
     let registry = KeyServiceRegistry::default()
         .aws(
             AwsKmsOptions::default()
-                .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
+                .endpoint_url(format!("http://{}", closed_addr()))
                 .static_credentials("test", "test"),
         )
         .options(quiet());
@@ -689,16 +490,7 @@ fn unreachable_and_hanging_servers_are_typed_errors_within_the_timeout() {
     let e = keyring
         .encrypt(RESOURCE, b"v", b"ctx")
         .expect_err("no seed");
-    assert!(
-        matches!(
-            service_error(&e),
-            KmsError::NoWriteSeed {
-                last_error: Some(_),
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert_no_write_seed(&e, "");
 }
 
 #[test]
@@ -706,20 +498,5 @@ fn client_is_callable_from_inside_a_tokio_runtime() {
     let admin = Admin::new();
     let arn = admin.create_key();
     let client = Arc::new(client(&arn, Duration::from_secs(5)));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        // Directly on a worker thread (no spawn_blocking), and from a current-thread context.
-        let status = client.status().expect("status on a runtime thread");
-        assert_eq!(status.key_id, arn);
-        let c = Arc::clone(&client);
-        let wrapped = tokio::spawn(async move { c.encrypt("uid", &[3; 32]) })
-            .await
-            .expect("task")
-            .expect("encrypt");
-        assert_eq!(wrapped.key_id, arn);
-    });
+    assert_callable_from_a_runtime(&client, &arn);
 }

@@ -11,6 +11,8 @@
 //! for an unknown key or version and `400` for a ciphertext that does not unwrap.
 #![cfg(feature = "azure")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
@@ -24,12 +26,18 @@ use aws_lc_rs::rsa::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{
+    Calls, RESOURCE, assert_callable_from_a_runtime, assert_healthy, assert_no_secret,
+    assert_no_write_seed, assert_reads_in_context, assert_reads_values, assert_times_out,
+    assert_unreachable, assert_unwraps, closed_addr, decrypt_error, is_unavailable, quiet,
+    service_error, write_values,
+};
 use encrypted_core::kms::azure::{
     ALGORITHM_ANNOTATION, AzureKeyVaultClient, AzureKeyVaultOptions, SCHEME,
 };
 use encrypted_core::kms::{
-    DecryptRequest, DekSourceType, EncryptResponse, EncryptedObject, KeyService,
-    KeyServiceRegistry, KmsError, KmsOptions, Status, Zeroizing,
+    DecryptRequest, DekSourceType, EncryptedObject, KeyService, KeyServiceRegistry, KmsError,
+    KmsOptions,
 };
 use encrypted_core::{EncryptionConfiguration, Error, Keyring};
 use http_body_util::{BodyExt as _, Full};
@@ -42,7 +50,6 @@ use serde_json::{Value, json};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
-const RESOURCE: &str = "users.obot.obot.ai";
 const PREFIX: &[u8] = b"k8s:enc:kms:v2:azure:";
 const VAULT_HOST: &str = "testvault.vault.azure.net";
 const TOKEN: &str = "test-token-0123456789";
@@ -417,58 +424,7 @@ fn endpoint(name: &str) -> String {
 }
 
 fn config(endpoint: &str, timeout: &str) -> EncryptionConfiguration {
-    let yaml = format!(
-        "apiVersion: apiserver.config.k8s.io/v1\n\
-         kind: EncryptionConfiguration\n\
-         resources:\n  \
-           - resources: [{RESOURCE}]\n    \
-             providers:\n      \
-               - kms:\n          \
-                   apiVersion: v2\n          \
-                   name: azure\n          \
-                   endpoint: {endpoint}\n          \
-                   timeout: {timeout}\n"
-    );
-    EncryptionConfiguration::from_yaml(&yaml).expect("valid configuration")
-}
-
-#[derive(Debug, Default)]
-struct Calls {
-    encrypt: AtomicU64,
-    decrypt: AtomicU64,
-}
-
-impl Calls {
-    fn encrypts(&self) -> u64 {
-        self.encrypt.load(Ordering::SeqCst)
-    }
-    fn decrypts(&self) -> u64 {
-        self.decrypt.load(Ordering::SeqCst)
-    }
-}
-
-#[derive(Debug)]
-struct Counted {
-    inner: AzureKeyVaultClient,
-    calls: Arc<Calls>,
-}
-
-impl KeyService for Counted {
-    fn status(&self) -> Result<Status, Error> {
-        self.inner.status()
-    }
-    fn encrypt(&self, uid: &str, plaintext: &[u8]) -> Result<EncryptResponse, Error> {
-        self.calls.encrypt.fetch_add(1, Ordering::SeqCst);
-        self.inner.encrypt(uid, plaintext)
-    }
-    fn decrypt(&self, uid: &str, request: &DecryptRequest) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.calls.decrypt.fetch_add(1, Ordering::SeqCst);
-        self.inner.decrypt(uid, request)
-    }
-}
-
-fn quiet() -> KmsOptions {
-    KmsOptions::default().background_polling(false)
+    common::config("azure", endpoint, timeout)
 }
 
 /// A keyring whose `azure-keyvault://` provider is the real Azure client against the fake,
@@ -478,45 +434,14 @@ fn azure_keyring(
     config: &EncryptionConfiguration,
     options: KmsOptions,
 ) -> (Keyring, KeyServiceRegistry, Arc<Calls>) {
-    let calls = Arc::new(Calls::default());
-    let counter = Arc::clone(&calls);
     let azure = vault.options();
-    let registry = KeyServiceRegistry::default().options(options).register(
-        SCHEME,
-        Arc::new(move |config| {
-            Ok(Arc::new(Counted {
-                inner: AzureKeyVaultClient::from_config(config, &azure)?,
-                calls: Arc::clone(&counter),
-            }) as Arc<dyn KeyService>)
-        }),
-    );
-    let keyring = Keyring::builder()
-        .kms(registry.factory())
-        .build(config)
-        .expect("keyring");
-    (keyring, registry, calls)
+    common::counted_keyring(config, options, SCHEME, move |config| {
+        AzureKeyVaultClient::from_config(config, &azure)
+    })
 }
 
 fn client(vault: &FakeVault, endpoint: &str) -> AzureKeyVaultClient {
     AzureKeyVaultClient::new(endpoint, Duration::from_secs(5), &vault.options()).expect("client")
-}
-
-/// The key-service-level error under an envelope error.
-fn service_error(e: &Error) -> &KmsError {
-    match e {
-        Error::Kms(KmsError::Call { source, .. }) => match &**source {
-            Error::Kms(inner) => inner,
-            other => panic!("expected a typed key-service error, got {other}"),
-        },
-        Error::Kms(inner) => inner,
-        other => panic!("expected a KMS error, got {other}"),
-    }
-}
-
-/// A loopback port with nothing listening.
-fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -528,12 +453,7 @@ fn key_service_contract_and_the_bearer_token_is_sent() {
     let vault = FakeVault::start();
     let kid = vault.create_key("kek");
     let client = client(&vault, &endpoint("kek"));
-    let status = client.status().expect("status");
-    assert_eq!(
-        (status.version.as_str(), status.healthz.as_str()),
-        ("v2", "ok")
-    );
-    assert_eq!(status.key_id, kid, "status reports the versioned key id");
+    assert_healthy(&client, &kid, "status reports the versioned key id");
 
     let seed = [7u8; 32];
     let wrapped = client.encrypt("uid-1", &seed).expect("encrypt");
@@ -548,12 +468,7 @@ fn key_service_contract_and_the_bearer_token_is_sent() {
     assert_eq!(wrapped.ciphertext.len(), 256, "an RSA-2048 OAEP ciphertext");
     // The fake vault itself (not the client) unwraps it.
     assert_eq!(vault.raw_unwrap(&kid, &wrapped.ciphertext), seed);
-    let request = DecryptRequest::new(
-        wrapped.ciphertext.clone(),
-        wrapped.key_id,
-        wrapped.annotations,
-    );
-    assert_eq!(&*client.decrypt("uid-2", &request).expect("decrypt"), &seed);
+    assert_unwraps(&client, &wrapped, &seed);
 
     // The first request went without a token (Key Vault's challenge), every later one with ours.
     let authorizations = vault.authorizations();
@@ -581,13 +496,7 @@ fn envelope_round_trip_through_a_keyring() {
     let kid = vault.create_key("kek");
     let config = config(&endpoint("kek"), "5s");
     let (writer, registry, calls) = azure_keyring(&vault, &config, quiet());
-    let stored: Vec<Vec<u8>> = (0..N)
-        .map(|i| {
-            writer
-                .encrypt(RESOURCE, format!("value {i}").as_bytes(), b"users/ctx")
-                .expect("encrypt")
-        })
-        .collect();
+    let stored = write_values(&writer, N);
     assert_eq!(calls.encrypts(), 1, "{N} writes, one WrapKey");
     let metrics = registry
         .providers()
@@ -613,21 +522,11 @@ fn envelope_round_trip_through_a_keyring() {
         "plaintext visible in the stored bytes"
     );
 
-    let read = writer
-        .decrypt(RESOURCE, first, b"users/ctx")
-        .expect("decrypt");
-    assert_eq!(read.plaintext, b"value 0");
-    assert!(!read.stale);
-    assert!(writer.decrypt(RESOURCE, first, b"users/other").is_err());
+    assert_reads_in_context(&writer, first);
 
     // A fresh keyring (another process) reads all of them with one UnwrapKey.
     let (reader, _, reader_calls) = azure_keyring(&vault, &config, quiet());
-    for (i, value) in stored.iter().enumerate() {
-        let read = reader
-            .decrypt(RESOURCE, value, b"users/ctx")
-            .expect("decrypt");
-        assert_eq!(read.plaintext, format!("value {i}").as_bytes());
-    }
+    assert_reads_values(&reader, &stored);
     assert_eq!(reader_calls.decrypts(), 1, "{N} reads, one UnwrapKey");
 }
 
@@ -673,15 +572,7 @@ fn disabled_key_is_unhealthy_and_refused() {
     let (fresh, _, fresh_calls) = azure_keyring(&vault, &config, quiet());
     assert_eq!(fresh_calls.encrypts(), 0);
     let e = fresh.encrypt(RESOURCE, b"v", b"ctx").expect_err("disabled");
-    match service_error(&e) {
-        KmsError::NoWriteSeed { last_error, .. } => assert!(
-            last_error
-                .as_deref()
-                .is_some_and(|m| m.contains("key disabled")),
-            "{last_error:?}"
-        ),
-        other => panic!("expected NoWriteSeed, got {other:?}"),
-    }
+    assert_no_write_seed(&e, "key disabled");
 
     vault.set_enabled("kek", true);
     transformer.poll_now().expect("healthy again");
@@ -797,10 +688,7 @@ fn tampered_and_foreign_wrapped_seeds_are_typed_errors() {
         "{e:?}"
     );
     let message = format!("{e} {e:?}");
-    assert!(
-        !message.contains("5a5a5a") && !message.contains("WlpaWlpa"),
-        "{message}"
-    );
+    assert_no_secret(&message);
 
     // A key id in another vault, and one without a version, are refused before any call.
     for foreign in [
@@ -808,32 +696,24 @@ fn tampered_and_foreign_wrapped_seeds_are_typed_errors() {
         format!("https://{VAULT_HOST}/keys/kek"),
         "not a url".to_owned(),
     ] {
-        let e = client
-            .decrypt(
-                "uid",
-                &DecryptRequest::new(
-                    wrapped.ciphertext.clone(),
-                    foreign.clone(),
-                    Default::default(),
-                ),
-            )
-            .expect_err("foreign key id");
+        let e = decrypt_error(
+            &client,
+            &wrapped.ciphertext,
+            foreign.clone(),
+            "foreign key id",
+        );
         assert!(
             matches!(&e, Error::Kms(KmsError::UnwrapRefused { .. })),
             "{foreign}: {e:?}"
         );
     }
     // An unknown version: Key Vault's KeyNotFound.
-    let e = client
-        .decrypt(
-            "uid",
-            &DecryptRequest::new(
-                wrapped.ciphertext.clone(),
-                format!("https://{VAULT_HOST}/keys/kek/ffffffffffffffffffffffffffffffff"),
-                Default::default(),
-            ),
-        )
-        .expect_err("unknown version");
+    let e = decrypt_error(
+        &client,
+        &wrapped.ciphertext,
+        format!("https://{VAULT_HOST}/keys/kek/ffffffffffffffffffffffffffffffff"),
+        "unknown version",
+    );
     assert!(
         matches!(&e, Error::Kms(KmsError::ServiceRejected { code, .. }) if code.starts_with("KeyNotFound (HTTP 404)")),
         "{e:?}"
@@ -940,22 +820,14 @@ fn server_down_is_a_typed_error_within_the_timeout() {
     let slack = Duration::from_millis(1500);
     let options = AzureKeyVaultOptions::default()
         .static_token(TOKEN)
-        .resolve(VAULT_HOST, closed_port());
+        .resolve(VAULT_HOST, closed_addr());
     let refused = AzureKeyVaultClient::new(&endpoint("kek"), timeout, &options).expect("client");
-    for call in 0..2 {
-        let started = Instant::now();
-        let e = refused.status().expect_err("unreachable");
-        let elapsed = started.elapsed();
-        assert!(
-            matches!(
-                &e,
-                Error::Kms(KmsError::ServiceUnavailable { reason, .. }) if reason.contains("Connect")
-            ),
-            "call {call}: {e:?}"
-        );
-        assert!(elapsed < timeout + slack, "call {call} took {elapsed:?}");
-        eprintln!("unreachable vault: {e} (after {elapsed:?})");
-    }
+    assert_unreachable(&refused, timeout, slack, "unreachable vault", |e| {
+        matches!(
+            e,
+            Error::Kms(KmsError::ServiceUnavailable { reason, .. }) if reason.contains("Connect")
+        )
+    });
 
     // A vault that worked and then went away.
     let mut vault = FakeVault::start();
@@ -972,25 +844,13 @@ fn server_down_is_a_typed_error_within_the_timeout() {
         "{:?}",
         started.elapsed()
     );
-    assert!(
-        matches!(
-            service_error(&e),
-            KmsError::ServiceUnavailable { .. } | KmsError::ServiceTimeout { .. }
-        ),
-        "{e:?}"
-    );
+    assert!(is_unavailable(service_error(&e)), "{e:?}");
     // A fresh keyring cannot unwrap the stored seed: typed, not a panic.
     let (fresh, _, _) = azure_keyring(&vault, &config, quiet());
     let e = fresh
         .decrypt(RESOURCE, &stored, b"ctx")
         .expect_err("vault down");
-    assert!(
-        matches!(
-            service_error(&e),
-            KmsError::ServiceUnavailable { .. } | KmsError::ServiceTimeout { .. }
-        ),
-        "{e:?}"
-    );
+    assert!(is_unavailable(service_error(&e)), "{e:?}");
 
     // A server that accepts connections but never answers: the timeout fires.
     let hanging = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -998,14 +858,7 @@ fn server_down_is_a_typed_error_within_the_timeout() {
         .static_token(TOKEN)
         .resolve(VAULT_HOST, hanging.local_addr().expect("addr"));
     let hung = AzureKeyVaultClient::new(&endpoint("kek"), timeout, &options).expect("client");
-    let started = Instant::now();
-    let e = hung.encrypt("uid", &[1; 32]).expect_err("hanging");
-    let elapsed = started.elapsed();
-    assert!(
-        matches!(&e, Error::Kms(KmsError::ServiceTimeout { timeout: t, .. }) if *t == timeout),
-        "{e:?}"
-    );
-    assert!(elapsed < timeout + slack, "took {elapsed:?}");
+    assert_times_out(&hung, timeout, slack);
 }
 
 #[test]
@@ -1013,19 +866,5 @@ fn client_is_callable_from_inside_a_tokio_runtime() {
     let vault = FakeVault::start();
     let kid = vault.create_key("kek");
     let client = Arc::new(client(&vault, &endpoint("kek")));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let status = client.status().expect("status on a runtime thread");
-        assert_eq!(status.key_id, kid);
-        let c = Arc::clone(&client);
-        let wrapped = tokio::spawn(async move { c.encrypt("uid", &[3; 32]) })
-            .await
-            .expect("task")
-            .expect("encrypt");
-        assert_eq!(wrapped.key_id, kid);
-    });
+    assert_callable_from_a_runtime(&client, &kid);
 }

@@ -6,6 +6,8 @@
 //! and change key purposes through the fake's own controls.
 #![cfg(feature = "gcp")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -15,6 +17,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use common::{
+    RESOURCE, assert_callable_from_a_runtime, assert_healthy, assert_key_missing, assert_no_secret,
+    assert_no_write_seed, assert_reads_in_context, assert_reads_values, assert_times_out,
+    assert_unreachable, assert_unwraps, assert_writes_stop_after_the_window, closed_addr,
+    config_yaml, decrypt_error, is_unavailable, quiet, service_error, write_values,
+};
 use encrypted_core::kms::gcp::{GcpKmsClient, GcpKmsOptions};
 use encrypted_core::kms::{
     DecryptRequest, DekSourceType, EncryptedObject, KeyService, KeyServiceRegistry, KmsError,
@@ -23,7 +31,6 @@ use encrypted_core::kms::{
 use encrypted_core::{EncryptionConfiguration, Error, Keyring, decode_base64, encode_base64};
 use serde_json::{Value, json};
 
-const RESOURCE: &str = "users.obot.obot.ai";
 const PREFIX: &[u8] = b"k8s:enc:kms:v2:gcp:";
 const TOKEN: &str = "ya29.test-token";
 const KEY: &str = "projects/obot-test/locations/global/keyRings/obot/cryptoKeys/kek";
@@ -576,27 +583,7 @@ impl Drop for FakeKms {
 // ---------------------------------------------------------------------------------------------
 
 fn config(endpoint: &str, timeout: &str) -> EncryptionConfiguration {
-    EncryptionConfiguration::from_yaml(&config_yaml(endpoint, timeout))
-        .expect("valid configuration")
-}
-
-fn config_yaml(endpoint: &str, timeout: &str) -> String {
-    format!(
-        "apiVersion: apiserver.config.k8s.io/v1\n\
-         kind: EncryptionConfiguration\n\
-         resources:\n  \
-           - resources: [{RESOURCE}]\n    \
-             providers:\n      \
-               - kms:\n          \
-                   apiVersion: v2\n          \
-                   name: gcp\n          \
-                   endpoint: {endpoint}\n          \
-                   timeout: {timeout}\n"
-    )
-}
-
-fn quiet() -> KmsOptions {
-    KmsOptions::default().background_polling(false)
+    common::config("gcp", endpoint, timeout)
 }
 
 /// A keyring whose `gcp-kms://` provider goes through [`KeyServiceRegistry::gcp`].
@@ -611,18 +598,6 @@ fn build_keyring(
         .build(config)
         .expect("keyring");
     (keyring, registry)
-}
-
-/// The key-service-level error under an envelope error.
-fn service_error(e: &Error) -> &KmsError {
-    match e {
-        Error::Kms(KmsError::Call { source, .. }) => match &**source {
-            Error::Kms(inner) => inner,
-            other => panic!("expected a typed key-service error, got {other}"),
-        },
-        Error::Kms(inner) => inner,
-        other => panic!("expected a KMS error, got {other}"),
-    }
 }
 
 fn client(fake: &FakeKms, key: &str) -> GcpKmsClient {
@@ -658,17 +633,8 @@ fn key_service_contract_against_the_fake() {
         ("obot-test", "global")
     );
 
-    let status = client.status().expect("status");
     let v1 = format!("{KEY}/cryptoKeyVersions/1");
-    assert_eq!(
-        (
-            status.version.as_str(),
-            status.healthz.as_str(),
-            status.key_id.as_str()
-        ),
-        ("v2", "ok", v1.as_str()),
-        "status reports the primary version"
-    );
+    assert_healthy(&client, &v1, "status reports the primary version");
 
     let seed = [7u8; 32];
     let wrapped = client.encrypt("uid-1", &seed).expect("encrypt");
@@ -676,12 +642,7 @@ fn key_service_contract_against_the_fake() {
     assert!(wrapped.annotations.is_empty());
     assert_eq!(wrapped.ciphertext.len(), 4 + NONCE_LEN + 32 + 16);
     assert!(!wrapped.ciphertext.windows(32).any(|w| w == seed));
-    let request = DecryptRequest::new(
-        wrapped.ciphertext.clone(),
-        wrapped.key_id.clone(),
-        Default::default(),
-    );
-    assert_eq!(&*client.decrypt("uid-2", &request).expect("decrypt"), &seed);
+    assert_unwraps(&client, &wrapped, &seed);
     // The fake's own key material unwraps it too.
     assert_eq!(
         fake.raw_decrypt(KEY, &wrapped.ciphertext),
@@ -720,13 +681,7 @@ fn envelope_round_trip_through_a_keyring_wraps_once_and_a_fresh_reader_unwraps_o
     let config = config(&format!("gcp-kms://{KEY}"), "5s");
 
     let (writer, registry) = build_keyring(&config, fake.options(), quiet());
-    let stored: Vec<Vec<u8>> = (0..N)
-        .map(|i| {
-            writer
-                .encrypt(RESOURCE, format!("value {i}").as_bytes(), b"users/ctx")
-                .expect("encrypt")
-        })
-        .collect();
+    let stored = write_values(&writer, N);
     assert_eq!(
         fake.count(":encrypt"),
         1,
@@ -752,16 +707,7 @@ fn envelope_round_trip_through_a_keyring_wraps_once_and_a_fresh_reader_unwraps_o
     assert!(!stored[0].windows(7).any(|w| w == b"value 0"));
 
     // Reads in the same keyring need no call; the context is bound.
-    let read = writer
-        .decrypt(RESOURCE, &stored[0], b"users/ctx")
-        .expect("decrypt");
-    assert_eq!(read.plaintext, b"value 0");
-    assert!(!read.stale);
-    assert!(
-        writer
-            .decrypt(RESOURCE, &stored[0], b"users/other")
-            .is_err()
-    );
+    assert_reads_in_context(&writer, &stored[0]);
     assert_eq!(fake.count(":decrypt"), 0);
 
     // A fresh keyring (another process) reads all of them with one Decrypt.
@@ -771,13 +717,7 @@ fn envelope_round_trip_through_a_keyring_wraps_once_and_a_fresh_reader_unwraps_o
         2,
         "the reader wraps its own write seed"
     );
-    for (i, value) in stored.iter().enumerate() {
-        let read = reader
-            .decrypt(RESOURCE, value, b"users/ctx")
-            .expect("decrypt");
-        assert_eq!(read.plaintext, format!("value {i}").as_bytes());
-        assert!(!read.stale);
-    }
+    assert_reads_values(&reader, &stored);
     assert_eq!(
         fake.count(":decrypt"),
         1,
@@ -884,21 +824,7 @@ fn disabled_primary_version_and_wrong_purpose_are_unhealthy() {
 
     // Within the write window writes go on with the current seed; after it they fail typed, and
     // reads of cached seeds go on.
-    keyring
-        .encrypt(RESOURCE, b"written during", b"ctx")
-        .expect("write within the window");
-    assert!(
-        disabled_at.elapsed() < window,
-        "the window passed too early"
-    );
-    std::thread::sleep(window.saturating_sub(disabled_at.elapsed()) + Duration::from_millis(200));
-    let e = keyring
-        .encrypt(RESOURCE, b"written after", b"ctx")
-        .expect_err("write after the window");
-    assert!(
-        matches!(service_error(&e), KmsError::WriteWindowExpired { .. }),
-        "{e:?}"
-    );
+    assert_writes_stop_after_the_window(&keyring, disabled_at, window);
     assert_eq!(
         keyring
             .decrypt(RESOURCE, &before, b"ctx")
@@ -912,15 +838,7 @@ fn disabled_primary_version_and_wrong_purpose_are_unhealthy() {
     let (fresh, _) = build_keyring(&config, fake.options(), quiet());
     assert_eq!(fake.count(":encrypt"), encrypts);
     let e = fresh.encrypt(RESOURCE, b"v", b"ctx").expect_err("disabled");
-    match service_error(&e) {
-        KmsError::NoWriteSeed { last_error, .. } => assert!(
-            last_error
-                .as_deref()
-                .is_some_and(|m| m.contains("DISABLED")),
-            "{last_error:?}"
-        ),
-        other => panic!("expected NoWriteSeed, got {other:?}"),
-    }
+    assert_no_write_seed(&e, "DISABLED");
     // Cloud KMS itself refuses Encrypt with the disabled primary: typed too.
     let e = client(&fake, KEY)
         .encrypt("uid", &[1; 32])
@@ -993,32 +911,20 @@ fn tampered_wrapped_seeds_and_wrong_keys_are_typed_errors() {
     let client = client(&fake, KEY);
     let seed = [0x5au8; 32];
     let wrapped = client.encrypt("uid", &seed).expect("encrypt");
-    let e = client
-        .decrypt(
-            "uid",
-            &DecryptRequest::new(
-                wrapped.ciphertext.clone(),
-                format!("{other}/cryptoKeyVersions/1"),
-                Default::default(),
-            ),
-        )
-        .expect_err("wrong key");
+    let e = decrypt_error(
+        &client,
+        &wrapped.ciphertext,
+        format!("{other}/cryptoKeyVersions/1"),
+        "wrong key",
+    );
     assert!(
         matches!(&e, Error::Kms(KmsError::UnwrapRefused { .. })),
         "{e:?}"
     );
     let message = format!("{e} {e:?}");
-    assert!(
-        !message.contains("5a5a5a") && !message.contains("WlpaWlpa"),
-        "no secret in {message}"
-    );
+    assert_no_secret(&message);
     // Garbage is refused the same way.
-    let e = client
-        .decrypt(
-            "uid",
-            &DecryptRequest::new(vec![0; 8], wrapped.key_id.clone(), Default::default()),
-        )
-        .expect_err("garbage");
+    let e = decrypt_error(&client, &[0; 8], wrapped.key_id.clone(), "garbage");
     assert!(
         matches!(&e, Error::Kms(KmsError::UnwrapRefused { .. })),
         "{e:?}"
@@ -1079,16 +985,7 @@ fn unknown_keys_and_bad_credentials_are_typed_errors() {
     fake.create_key(KEY);
     let missing = "projects/obot-test/locations/global/keyRings/obot/cryptoKeys/missing";
     let client = client(&fake, missing);
-    for e in [
-        client.status().expect_err("status"),
-        client.encrypt("uid", &[1; 32]).expect_err("encrypt"),
-    ] {
-        assert!(
-            matches!(&e, Error::Kms(KmsError::ServiceRejected { code, .. }) if code == "NOT_FOUND"),
-            "{e:?}"
-        );
-        assert!(e.to_string().contains(missing), "{e}");
-    }
+    assert_key_missing(&client, "NOT_FOUND", missing);
     // Through a keyring: it builds, and writes fail with the reason.
     let (keyring, _) = build_keyring(
         &config(&format!("gcp-kms://{missing}"), "5s"),
@@ -1098,15 +995,7 @@ fn unknown_keys_and_bad_credentials_are_typed_errors() {
     let e = keyring
         .encrypt(RESOURCE, b"v", b"ctx")
         .expect_err("no seed");
-    match service_error(&e) {
-        KmsError::NoWriteSeed { last_error, .. } => assert!(
-            last_error
-                .as_deref()
-                .is_some_and(|m| m.contains("NOT_FOUND")),
-            "{last_error:?}"
-        ),
-        other => panic!("expected NoWriteSeed, got {other:?}"),
-    }
+    assert_no_write_seed(&e, "NOT_FOUND");
 
     // A wrong token and no token are UNAUTHENTICATED, and the token never shows.
     for options in [
@@ -1138,12 +1027,6 @@ fn unknown_keys_and_bad_credentials_are_typed_errors() {
     );
 }
 
-/// A loopback port with nothing listening.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 #[test]
 fn server_down_and_hanging_are_typed_errors_within_the_timeout() {
     let timeout = Duration::from_secs(1);
@@ -1152,23 +1035,16 @@ fn server_down_and_hanging_are_typed_errors_within_the_timeout() {
 
     // Nothing listens: refused connections (the client retries them within the timeout).
     let options = GcpKmsOptions::default()
-        .endpoint(format!("http://127.0.0.1:{}", closed_port()))
+        .endpoint(format!("http://{}", closed_addr()))
         .access_token(TOKEN);
     let refused = GcpKmsClient::new(&endpoint, timeout, &options).expect("client");
-    for call in 0..2 {
-        let started = Instant::now();
-        let e = refused.status().expect_err("unreachable");
-        let elapsed = started.elapsed();
-        assert!(
-            matches!(
-                &e,
-                Error::Kms(KmsError::ServiceUnavailable { .. } | KmsError::ServiceTimeout { .. })
-            ),
-            "call {call}: {e:?}"
-        );
-        assert!(elapsed < timeout + slack, "call {call} took {elapsed:?}");
-        eprintln!("unreachable Cloud KMS endpoint: {e} (after {elapsed:?})");
-    }
+    assert_unreachable(
+        &refused,
+        timeout,
+        slack,
+        "unreachable Cloud KMS endpoint",
+        |e| matches!(e, Error::Kms(inner) if is_unavailable(inner)),
+    );
 
     // The server goes away after a keyring has its seed: cached reads and writes go on, a fresh
     // keyring cannot write, typed.
@@ -1185,13 +1061,7 @@ fn server_down_and_hanging_are_typed_errors_within_the_timeout() {
         .expect("provider")
         .poll_now()
         .expect_err("server down");
-    assert!(
-        matches!(
-            service_error(&e),
-            KmsError::ServiceUnavailable { .. } | KmsError::ServiceTimeout { .. }
-        ),
-        "{e:?}"
-    );
+    assert!(is_unavailable(service_error(&e)), "{e:?}");
     assert_eq!(
         keyring
             .decrypt(RESOURCE, &stored, b"ctx")
@@ -1205,43 +1075,18 @@ fn server_down_and_hanging_are_typed_errors_within_the_timeout() {
         .build(&config)
         .expect("keyring builds while the server is down");
     let e = fresh.encrypt(RESOURCE, b"v", b"ctx").expect_err("no seed");
-    assert!(
-        matches!(
-            service_error(&e),
-            KmsError::NoWriteSeed {
-                last_error: Some(_),
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert_no_write_seed(&e, "");
     let e = fresh
         .decrypt(RESOURCE, &stored, b"ctx")
         .expect_err("no unwrap");
-    assert!(
-        matches!(
-            service_error(&e),
-            KmsError::ServiceUnavailable { .. } | KmsError::ServiceTimeout { .. }
-        ),
-        "{e:?}"
-    );
+    assert!(is_unavailable(service_error(&e)), "{e:?}");
 
     // Something accepts connections and never answers: the timeout fires.
     let hanging = FakeKms::start();
     hanging.create_key(KEY);
     hanging.set_hang(true);
     let hung = GcpKmsClient::new(&endpoint, timeout, &hanging.options()).expect("client");
-    let started = Instant::now();
-    let e = hung.encrypt("uid", &[1; 32]).expect_err("hanging");
-    let elapsed = started.elapsed();
-    assert!(
-        matches!(&e, Error::Kms(KmsError::ServiceTimeout { timeout: t, .. }) if *t == timeout),
-        "{e:?}"
-    );
-    assert!(
-        elapsed >= timeout.saturating_sub(Duration::from_millis(50)) && elapsed < timeout + slack,
-        "took {elapsed:?}"
-    );
+    assert_times_out(&hung, timeout, slack);
     assert!(!hanging.seen().is_empty(), "the request reached the server");
 }
 
@@ -1251,7 +1096,7 @@ fn bad_endpoints_are_typed_errors() {
     let registry = KeyServiceRegistry::default().gcp(fake.options());
 
     // The configuration itself refuses a bare scheme; the client does too.
-    let e = EncryptionConfiguration::from_yaml(&config_yaml("gcp-kms://", "5s"))
+    let e = EncryptionConfiguration::from_yaml(&config_yaml("gcp", "gcp-kms://", "5s"))
         .expect_err("bare scheme");
     assert!(e.to_string().contains("gcp-kms://"), "{e}");
     let e = GcpKmsClient::new("gcp-kms://", Duration::from_secs(1), &fake.options())
@@ -1328,23 +1173,7 @@ fn client_is_callable_from_inside_a_tokio_runtime() {
     let fake = FakeKms::start();
     fake.create_key(KEY);
     let client = Arc::new(client(&fake, KEY));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let v1 = format!("{KEY}/cryptoKeyVersions/1");
-    runtime.block_on(async {
-        // Directly on a worker thread (no spawn_blocking), and from a spawned task.
-        let status = client.status().expect("status on a runtime thread");
-        assert_eq!(status.key_id, v1);
-        let c = Arc::clone(&client);
-        let wrapped = tokio::spawn(async move { c.encrypt("uid", &[3; 32]) })
-            .await
-            .expect("task")
-            .expect("encrypt");
-        assert_eq!(wrapped.key_id, v1);
-    });
+    assert_callable_from_a_runtime(&client, &format!("{KEY}/cryptoKeyVersions/1"));
     let current = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -53,7 +53,6 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,10 +62,11 @@ use aws_sdk_kms::config::{Credentials, Region};
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeyState, KeyUsageType};
-use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
-use super::runtime::{RunError, RuntimeThread, error_chain};
+use super::runtime::{
+    Outcome, REPORT_SLACK, RunError, RuntimeThread, clip, error_chain, run_error,
+};
 use super::{DecryptRequest, EncryptResponse, KeyService, KeyServiceConstructor, KmsError, Status};
 use crate::Error;
 use crate::config::KmsConfig;
@@ -77,12 +77,6 @@ pub const SCHEME: &str = "aws-kms://";
 /// The accepted endpoint forms, for error messages.
 const EXPECTED: &str = "aws-kms://arn:<partition>:kms:<region>:<12-digit account>:key/<key id> \
                         or aws-kms://arn:<partition>:kms:<region>:<account>:alias/<alias name>";
-
-/// Extra time the caller waits beyond the timeout for the runtime to report it.
-const REPORT_SLACK: Duration = Duration::from_secs(1);
-
-/// Longest service message kept in an error.
-const MAX_MESSAGE: usize = 256;
 
 /// Overrides of what `aws-config` loads from the environment, for every `aws-kms://` provider
 /// of a registry ([`super::KeyServiceRegistry::aws`]). The default overrides nothing.
@@ -228,6 +222,7 @@ pub struct AwsKmsClient {
     key: KeyArn,
     /// `AWS KMS key <arn>`, for errors.
     service: String,
+    /// The SDK's operation timeout, which normally answers first; the runtime's is a backstop.
     timeout: Duration,
     client: aws_sdk_kms::Client,
     runtime: RuntimeThread,
@@ -314,47 +309,14 @@ impl AwsKmsClient {
         self.timeout
     }
 
-    /// Runs one SDK call on the client's runtime, in `span`, and waits for its answer (at most
-    /// the timeout).
-    fn call<T, E, Fut>(&self, span: tracing::Span, request: Fut) -> Result<T, CallError<E>>
-    where
-        T: Send + 'static,
-        E: Send + 'static,
-        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'static,
-    {
-        let timeout = self.timeout;
-        // The SDK's operation timeout normally answers first; this is a backstop.
-        let request = async move {
-            match tokio::time::timeout(timeout, request).await {
-                Ok(result) => result.map_err(|e| CallError::Sdk(Box::new(e))),
-                Err(_elapsed) => Err(CallError::Timeout),
-            }
-        };
-        match self
-            .runtime
-            .run(request.instrument(span), timeout + REPORT_SLACK)
-        {
-            Ok(result) => result,
-            Err(RunError::TimedOut) => Err(CallError::Timeout),
-            Err(RunError::Stopped) => Err(CallError::Stopped),
-        }
-    }
-
     /// A failed call as a typed error.
     fn error<E>(&self, e: CallError<E>) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let e = match e {
-            CallError::Timeout => return self.timeout_error(),
-            CallError::Stopped => {
-                return KmsError::ServiceUnavailable {
-                    service: self.service.clone(),
-                    reason: "the client's runtime has stopped".to_owned(),
-                }
-                .into();
-            }
-            CallError::Sdk(e) => *e,
+        let e = match e.into_failure(&self.service, self.timeout) {
+            Ok(e) => *e,
+            Err(e) => return e,
         };
         let unavailable = |reason: String| -> Error {
             KmsError::ServiceUnavailable {
@@ -371,12 +333,7 @@ impl AwsKmsClient {
                 KmsError::ServiceRejected {
                     service: self.service.clone(),
                     code: err.code().unwrap_or("unknown error code").to_owned(),
-                    message: err
-                        .message()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(MAX_MESSAGE)
-                        .collect(),
+                    message: clip(err.message().unwrap_or_default()),
                 }
                 .into()
             }
@@ -398,32 +355,16 @@ impl AwsKmsClient {
 type HttpResponse = aws_sdk_kms::config::http::HttpResponse;
 
 /// Why a call returned no answer.
-enum CallError<E> {
-    Sdk(Box<SdkError<E, HttpResponse>>),
-    Timeout,
-    Stopped,
-}
-
-fn run_error(service: &str, timeout: Duration, e: RunError) -> Error {
-    match e {
-        RunError::TimedOut => KmsError::ServiceTimeout {
-            service: service.to_owned(),
-            timeout,
-        }
-        .into(),
-        RunError::Stopped => KmsError::ServiceUnavailable {
-            service: service.to_owned(),
-            reason: "the client's runtime has stopped".to_owned(),
-        }
-        .into(),
-    }
-}
+type CallError<E> = Outcome<SdkError<E, HttpResponse>>;
 
 impl KeyService for AwsKmsClient {
     fn status(&self) -> Result<Status, Error> {
         let span = tracing::debug_span!("aws_kms.describe_key", key = %self.key.arn);
         let request = self.client.describe_key().key_id(&self.key.arn).send();
-        let output = self.call(span, request).map_err(|e| self.error(e))?;
+        let output = self
+            .runtime
+            .call(span, self.timeout, request)
+            .map_err(|e| self.error(e))?;
         let Some(metadata) = output.key_metadata else {
             return Err(KmsError::ServiceUnavailable {
                 service: self.service.clone(),
@@ -462,7 +403,10 @@ impl KeyService for AwsKmsClient {
             .key_id(&self.key.arn)
             .plaintext(Blob::new(plaintext.to_vec()))
             .send();
-        let output = self.call(span, request).map_err(|e| self.error(e))?;
+        let output = self
+            .runtime
+            .call(span, self.timeout, request)
+            .map_err(|e| self.error(e))?;
         let (Some(ciphertext), Some(key_id)) = (output.ciphertext_blob, output.key_id) else {
             return Err(KmsError::ServiceUnavailable {
                 service: self.service.clone(),
@@ -485,8 +429,8 @@ impl KeyService for AwsKmsClient {
             .key_id(&request.key_id)
             .ciphertext_blob(Blob::new(request.ciphertext.clone()))
             .send();
-        let output = self.call(span, call).map_err(|e| {
-            if let CallError::Sdk(sdk) = &e
+        let output = self.runtime.call(span, self.timeout, call).map_err(|e| {
+            if let Outcome::Failed(sdk) = &e
                 && let SdkError::ServiceError(service_error) = &**sdk
             {
                 let code = service_error.err().code().unwrap_or_default();
@@ -495,13 +439,7 @@ impl KeyService for AwsKmsClient {
                         reason: format!(
                             "AWS KMS key {} answered {code}: {}",
                             request.key_id,
-                            service_error
-                                .err()
-                                .message()
-                                .unwrap_or_default()
-                                .chars()
-                                .take(MAX_MESSAGE)
-                                .collect::<String>()
+                            clip(service_error.err().message().unwrap_or_default())
                         ),
                     }
                     .into();

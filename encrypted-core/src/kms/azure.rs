@@ -87,10 +87,9 @@ use azure_security_keyvault_keys::models::{
     KeyOperationParameters, KeyType,
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions, ResourceId};
-use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
-use super::runtime::{RunError, RuntimeThread, error_chain};
+use super::runtime::{Outcome, RuntimeThread, clip, error_chain};
 use super::{DecryptRequest, EncryptResponse, KeyService, KeyServiceConstructor, KmsError, Status};
 use crate::Error;
 use crate::config::KmsConfig;
@@ -108,12 +107,6 @@ pub const DEFAULT_VAULT_DOMAIN: &str = "vault.azure.net";
 const EXPECTED: &str = "azure-keyvault://<vault host>/keys/<key name>[/<key version>], such as \
                         azure-keyvault://myvault.vault.azure.net/keys/kek (a bare vault name \
                         such as `myvault` means myvault.vault.azure.net)";
-
-/// Extra time the caller waits beyond the timeout for the runtime to report it.
-const REPORT_SLACK: Duration = Duration::from_secs(1);
-
-/// Longest service message kept in an error.
-const MAX_MESSAGE: usize = 256;
 
 /// Overrides for every `azure-keyvault://` provider of a registry
 /// ([`super::KeyServiceRegistry::azure`]). The default overrides nothing: the credential comes
@@ -525,31 +518,14 @@ impl AzureKeyVaultClient {
         T: Send + 'static,
         Fut: Future<Output = azure_core::Result<T>> + Send + 'static,
     {
-        let timeout = self.timeout;
-        let request = async move {
-            match tokio::time::timeout(timeout, request).await {
-                Ok(result) => result.map_err(|e| CallError::Azure(Box::new(e))),
-                Err(_elapsed) => Err(CallError::Timeout),
-            }
-        };
-        match self
-            .runtime
-            .run(request.instrument(span), timeout + REPORT_SLACK)
-        {
-            Ok(result) => result,
-            Err(RunError::TimedOut) => Err(CallError::Timeout),
-            Err(RunError::Stopped) => Err(CallError::Stopped),
-        }
+        self.runtime.call(span, self.timeout, request)
     }
 
     /// A failed call as a typed error.
     fn error(&self, e: CallError) -> Error {
-        let e = match e {
-            CallError::Timeout => {
-                return run_error(&self.service, self.timeout, RunError::TimedOut);
-            }
-            CallError::Stopped => return run_error(&self.service, self.timeout, RunError::Stopped),
-            CallError::Azure(e) => e,
+        let e = match e.into_failure(&self.service, self.timeout) {
+            Ok(e) => e,
+            Err(e) => return e,
         };
         match e.kind() {
             ErrorKind::HttpResponse {
@@ -560,7 +536,7 @@ impl AzureKeyVaultClient {
                     Some(code) => format!("{code} (HTTP {})", u16::from(*status)),
                     None => format!("HTTP {}", u16::from(*status)),
                 },
-                message: e.to_string().chars().take(MAX_MESSAGE).collect(),
+                message: clip(&e.to_string()),
             }
             .into(),
             ErrorKind::Credential => KmsError::ServiceUnavailable {
@@ -641,26 +617,7 @@ impl AzureKeyVaultClient {
 }
 
 /// Why a call returned no answer.
-enum CallError {
-    Azure(Box<azure_core::Error>),
-    Timeout,
-    Stopped,
-}
-
-fn run_error(service: &str, timeout: Duration, e: RunError) -> Error {
-    match e {
-        RunError::TimedOut => KmsError::ServiceTimeout {
-            service: service.to_owned(),
-            timeout,
-        }
-        .into(),
-        RunError::Stopped => KmsError::ServiceUnavailable {
-            service: service.to_owned(),
-            reason: "the client's runtime has stopped".to_owned(),
-        }
-        .into(),
-    }
-}
+type CallError = Outcome<azure_core::Error>;
 
 impl KeyService for AzureKeyVaultClient {
     fn status(&self) -> Result<Status, Error> {
@@ -781,7 +738,7 @@ impl KeyService for AzureKeyVaultClient {
                     .into_model()
             })
             .map_err(|e| {
-                if let CallError::Azure(azure) = &e
+                if let Outcome::Failed(azure) = &e
                     && let ErrorKind::HttpResponse {
                         status, error_code, ..
                     } = azure.kind()
@@ -791,11 +748,7 @@ impl KeyService for AzureKeyVaultClient {
                         "Azure Key Vault key {} answered {} (HTTP 400): {}",
                         request.key_id,
                         error_code.as_deref().unwrap_or("BadRequest"),
-                        azure
-                            .to_string()
-                            .chars()
-                            .take(MAX_MESSAGE)
-                            .collect::<String>()
+                        clip(&azure.to_string())
                     ));
                 }
                 self.error(e)

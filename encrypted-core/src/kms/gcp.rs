@@ -80,10 +80,9 @@ use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt as _};
 use google_cloud_kms_v1::client::KeyManagementService;
 use google_cloud_kms_v1::model::crypto_key::CryptoKeyPurpose;
 use google_cloud_kms_v1::model::crypto_key_version::CryptoKeyVersionState;
-use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
-use super::runtime::{RunError, RuntimeThread, error_chain};
+use super::runtime::{Outcome, RunError, RuntimeThread, clip, error_chain, run_error};
 use super::{DecryptRequest, EncryptResponse, KeyService, KeyServiceConstructor, KmsError, Status};
 use crate::Error;
 use crate::config::KmsConfig;
@@ -94,12 +93,6 @@ pub const SCHEME: &str = "gcp-kms://";
 /// The accepted endpoint form, for error messages.
 const EXPECTED: &str =
     "gcp-kms://projects/<project>/locations/<location>/keyRings/<key ring>/cryptoKeys/<key>";
-
-/// Extra time the caller waits beyond the timeout for the runtime to report it.
-const REPORT_SLACK: Duration = Duration::from_secs(1);
-
-/// Longest service message kept in an error.
-const MAX_MESSAGE: usize = 256;
 
 /// Which credentials the client uses.
 #[derive(Clone)]
@@ -388,6 +381,8 @@ pub struct GcpKmsClient {
     key: KeyName,
     /// `Cloud KMS key <name>`, for errors.
     service: String,
+    /// The client's retry time limit and attempt timeout, which normally answer first; the
+    /// runtime's is a backstop (token fetches, for one, are not under the attempt timeout).
     timeout: Duration,
     client: KeyManagementService,
     runtime: RuntimeThread,
@@ -430,22 +425,16 @@ impl GcpKmsClient {
             }
             builder.build().await
         };
-        let built = runtime
-            .run(
-                async move { tokio::time::timeout(timeout, build).await },
-                timeout + REPORT_SLACK,
-            )
-            .map_err(|e| run_error(&service, timeout, e))?;
-        let client = match built {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => {
+        let client = match runtime.call(tracing::Span::none(), timeout, build) {
+            Ok(client) => client,
+            Err(outcome) => {
+                let e = outcome.into_failure(&service, timeout)?;
                 return Err(KmsError::ServiceUnavailable {
                     service,
-                    reason: format!("the client could not be built: {}", error_chain(&e)),
+                    reason: format!("the client could not be built: {}", error_chain(&*e)),
                 }
                 .into());
             }
-            Err(_elapsed) => return Err(run_error(&service, timeout, RunError::TimedOut)),
         };
         Ok(Self {
             key,
@@ -489,40 +478,11 @@ impl GcpKmsClient {
         self.timeout
     }
 
-    /// Runs one client call on the client's runtime, in `span`, and waits for its answer (at
-    /// most the timeout).
-    fn call<T, Fut>(&self, span: tracing::Span, request: Fut) -> Result<T, CallError>
-    where
-        T: Send + 'static,
-        Fut: Future<Output = google_cloud_kms_v1::Result<T>> + Send + 'static,
-    {
-        let timeout = self.timeout;
-        // The client's retry time limit and attempt timeout normally answer first; this is a
-        // backstop (token fetches, for one, are not under the attempt timeout).
-        let request = async move {
-            match tokio::time::timeout(timeout, request).await {
-                Ok(result) => result.map_err(|e| CallError::Gcp(Box::new(e))),
-                Err(_elapsed) => Err(CallError::Timeout),
-            }
-        };
-        match self
-            .runtime
-            .run(request.instrument(span), timeout + REPORT_SLACK)
-        {
-            Ok(result) => result,
-            Err(RunError::TimedOut) => Err(CallError::Timeout),
-            Err(RunError::Stopped) => Err(CallError::Stopped),
-        }
-    }
-
     /// A failed call as a typed error.
     fn error(&self, e: CallError) -> Error {
-        let e = match e {
-            CallError::Timeout => return self.timeout_error(),
-            CallError::Stopped => {
-                return self.unavailable("the client's runtime has stopped".to_owned());
-            }
-            CallError::Gcp(e) => e,
+        let e = match e.into_failure(&self.service, self.timeout) {
+            Ok(e) => e,
+            Err(e) => return e,
         };
         if e.is_timeout() {
             return self.timeout_error();
@@ -531,7 +491,7 @@ impl GcpKmsClient {
             return KmsError::ServiceRejected {
                 service: self.service.clone(),
                 code: status.code.name().to_owned(),
-                message: status.message.chars().take(MAX_MESSAGE).collect(),
+                message: clip(&status.message),
             }
             .into();
         }
@@ -539,12 +499,7 @@ impl GcpKmsClient {
             // An HTTP error without a Google error body (a proxy, a load balancer).
             let payload = e
                 .http_payload()
-                .map(|p| {
-                    String::from_utf8_lossy(p)
-                        .chars()
-                        .take(MAX_MESSAGE)
-                        .collect()
-                })
+                .map(|p| clip(&String::from_utf8_lossy(p)))
                 .unwrap_or_default();
             return KmsError::ServiceRejected {
                 service: self.service.clone(),
@@ -573,26 +528,7 @@ impl GcpKmsClient {
 }
 
 /// Why a call returned no answer.
-enum CallError {
-    Gcp(Box<google_cloud_kms_v1::Error>),
-    Timeout,
-    Stopped,
-}
-
-fn run_error(service: &str, timeout: Duration, e: RunError) -> Error {
-    match e {
-        RunError::TimedOut => KmsError::ServiceTimeout {
-            service: service.to_owned(),
-            timeout,
-        }
-        .into(),
-        RunError::Stopped => KmsError::ServiceUnavailable {
-            service: service.to_owned(),
-            reason: "the client's runtime has stopped".to_owned(),
-        }
-        .into(),
-    }
-}
+type CallError = Outcome<google_cloud_kms_v1::Error>;
 
 /// A checksum as the API carries it (an int64 that is never negative).
 fn checksum(data: &[u8]) -> i64 {
@@ -603,7 +539,10 @@ impl KeyService for GcpKmsClient {
     fn status(&self) -> Result<Status, Error> {
         let span = tracing::debug_span!("gcp_kms.get_crypto_key", key = %self.key.name);
         let request = self.client.get_crypto_key().set_name(&self.key.name).send();
-        let key = self.call(span, request).map_err(|e| self.error(e))?;
+        let key = self
+            .runtime
+            .call(span, self.timeout, request)
+            .map_err(|e| self.error(e))?;
         let Some(primary) = key.primary else {
             // Cloud KMS reports a primary version for every ENCRYPT_DECRYPT key.
             let healthz = if key.purpose == CryptoKeyPurpose::EncryptDecrypt {
@@ -651,7 +590,10 @@ impl KeyService for GcpKmsClient {
             // Encrypting again is harmless: only the answer that arrives is used.
             .with_idempotency(true)
             .send();
-        let response = self.call(span, request).map_err(|e| self.error(e))?;
+        let response = self
+            .runtime
+            .call(span, self.timeout, request)
+            .map_err(|e| self.error(e))?;
         if !response.verified_plaintext_crc32c {
             return Err(self.unavailable(
                 "Encrypt did not verify the plaintext checksum (the request may have been \
@@ -692,15 +634,15 @@ impl KeyService for GcpKmsClient {
             .set_ciphertext_crc32c(checksum(&request.ciphertext))
             .with_idempotency(true)
             .send();
-        let response = self.call(span, call).map_err(|e| {
-            if let CallError::Gcp(gcp) = &e
+        let response = self.runtime.call(span, self.timeout, call).map_err(|e| {
+            if let Outcome::Failed(gcp) = &e
                 && let Some(status) = gcp.status()
                 && status.code == google_cloud_gax::error::rpc::Code::InvalidArgument
             {
                 return KmsError::UnwrapRefused {
                     reason: format!(
                         "Cloud KMS key {key} answered INVALID_ARGUMENT: {}",
-                        status.message.chars().take(MAX_MESSAGE).collect::<String>()
+                        clip(&status.message)
                     ),
                 }
                 .into();

@@ -11,8 +11,27 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+use tracing::Instrument as _;
 
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+use super::KmsError;
 use crate::Error;
+
+/// Extra time the caller of [`RuntimeThread::call`] waits beyond the timeout for the runtime to
+/// report it.
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+pub(crate) const REPORT_SLACK: Duration = Duration::from_secs(1);
+
+/// Longest service message the cloud clients keep in an error.
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+const MAX_MESSAGE: usize = 256;
+
+/// A service's message cut to its first [`MAX_MESSAGE`] characters, to keep in an error.
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+pub(crate) fn clip(message: &str) -> String {
+    message.chars().take(MAX_MESSAGE).collect()
+}
 
 /// Why [`RuntimeThread::run`] returned no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +40,48 @@ pub(crate) enum RunError {
     TimedOut,
     /// The runtime thread has stopped (it panicked or was shut down).
     Stopped,
+}
+
+/// Why [`RuntimeThread::call`] returned no answer.
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+pub(crate) enum Outcome<E> {
+    /// The call answered with this error.
+    Failed(Box<E>),
+    /// No answer within the timeout.
+    Timeout,
+    /// The runtime thread has stopped.
+    Stopped,
+}
+
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+impl<E> Outcome<E> {
+    /// The error the call answered with; a timeout or a stopped runtime as the typed error of
+    /// `service` (see [`run_error`]).
+    pub(crate) fn into_failure(self, service: &str, timeout: Duration) -> Result<Box<E>, Error> {
+        match self {
+            Self::Failed(e) => Ok(e),
+            Self::Timeout => Err(run_error(service, timeout, RunError::TimedOut)),
+            Self::Stopped => Err(run_error(service, timeout, RunError::Stopped)),
+        }
+    }
+}
+
+/// A timeout ([`KmsError::ServiceTimeout`]) or a stopped runtime
+/// ([`KmsError::ServiceUnavailable`]) of the client of `service`.
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+pub(crate) fn run_error(service: &str, timeout: Duration, e: RunError) -> Error {
+    match e {
+        RunError::TimedOut => KmsError::ServiceTimeout {
+            service: service.to_owned(),
+            timeout,
+        }
+        .into(),
+        RunError::Stopped => KmsError::ServiceUnavailable {
+            service: service.to_owned(),
+            reason: "the client's runtime has stopped".to_owned(),
+        }
+        .into(),
+    }
 }
 
 /// A single-threaded tokio runtime running on a named thread until this value is dropped.
@@ -93,6 +154,34 @@ impl RuntimeThread {
             Ok(output) => Ok(output),
             Err(mpsc::RecvTimeoutError::Timeout) => Err(RunError::TimedOut),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(RunError::Stopped),
+        }
+    }
+
+    /// Runs one client call on the runtime, in `span`, and waits for its answer: the call is cut
+    /// off after `timeout` on the runtime (a backstop: the clients' own timeouts normally answer
+    /// first), and the caller waits at most `timeout` and a second.
+    #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+    pub(crate) fn call<T, E, Fut>(
+        &self,
+        span: tracing::Span,
+        timeout: Duration,
+        request: Fut,
+    ) -> Result<T, Outcome<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let request = async move {
+            match tokio::time::timeout(timeout, request).await {
+                Ok(result) => result.map_err(|e| Outcome::Failed(Box::new(e))),
+                Err(_elapsed) => Err(Outcome::Timeout),
+            }
+        };
+        match self.run(request.instrument(span), timeout + REPORT_SLACK) {
+            Ok(result) => result,
+            Err(RunError::TimedOut) => Err(Outcome::Timeout),
+            Err(RunError::Stopped) => Err(Outcome::Stopped),
         }
     }
 }
