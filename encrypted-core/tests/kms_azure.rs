@@ -822,11 +822,13 @@ fn server_down_is_a_typed_error_within_the_timeout() {
         .static_token(TOKEN)
         .resolve(VAULT_HOST, closed_addr());
     let refused = AzureKeyVaultClient::new(&endpoint("kek"), timeout, &options).expect("client");
+    // Connection refused, reported as such; on a loaded machine the SDK's retry back-off can
+    // outlast the timeout first, which is reported as the timeout: both are typed and in time.
     assert_unreachable(&refused, timeout, slack, "unreachable vault", |e| {
         matches!(
             e,
             Error::Kms(KmsError::ServiceUnavailable { reason, .. }) if reason.contains("Connect")
-        )
+        ) || matches!(e, Error::Kms(KmsError::ServiceTimeout { timeout: t, .. }) if *t == timeout)
     });
 
     // A vault that worked and then went away.
