@@ -146,6 +146,30 @@ macro_rules! bench_impl {
 bench_impl!(SqliteConnection, "DELETE FROM {}");
 bench_impl!(PgConnection, "TRUNCATE {}");
 
+fn raw_sqlite(c: &mut SqliteConnection) -> Stored {
+    bench_enc::table
+        .select((
+            bench_enc::email,
+            bench_enc::display_name,
+            bench_enc::icon_url,
+            bench_enc::secret,
+        ))
+        .load(c)
+        .expect("raw load")
+}
+
+fn raw_pg(c: &mut PgConnection) -> Stored {
+    bench_enc::table
+        .select((
+            bench_enc::email,
+            bench_enc::display_name,
+            bench_enc::icon_url,
+            bench_enc::secret,
+        ))
+        .load(c)
+        .expect("raw load")
+}
+
 fn setup(c: &mut impl diesel::connection::SimpleConnection, ddl: &[&str]) {
     for stmt in ddl {
         c.batch_execute(stmt).expect("create table");
@@ -180,9 +204,47 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Interleaved runs, so both models see the same machine state; prints the ratios.
-fn ratios<C>(name: &str, c: &mut C, runs: usize)
-where
+/// The stored values of `bench_enc`, as read without the model.
+type Stored = Vec<(String, String, Option<String>, Vec<u8>)>;
+
+/// The cryptography of a load alone, no database: base64-decodes and decrypts every stored value
+/// of `stored` through the keyring, with the contexts the model uses.
+fn decrypt_only(ring: &encrypted_core::ResourceKeyring, stored: &Stored) -> Duration {
+    let open = |text: &str, aad: &str| {
+        let bytes = encrypted_core::decode_base64(text).expect("base64");
+        ring.decrypt(&bytes, aad.as_bytes())
+            .expect("decrypt")
+            .plaintext
+            .len()
+    };
+    let t = Instant::now();
+    let mut n = 0;
+    for (email, name, icon, secret) in stored {
+        n +=
+            open(email, "users.obot.obot.ai/email") + open(name, "users.obot.obot.ai/display_name");
+        n += icon
+            .as_deref()
+            .map_or(0, |i| open(i, "users.obot.obot.ai/icon_url"));
+        n += ring
+            .decrypt(secret, b"users.obot.obot.ai/secret")
+            .expect("decrypt")
+            .plaintext
+            .len();
+    }
+    let elapsed = t.elapsed();
+    assert!(n > 0);
+    elapsed
+}
+
+/// Interleaved runs, so both models see the same machine state; prints the ratios, and the share
+/// of the encrypted load that is the cryptography alone.
+fn ratios<C>(
+    name: &str,
+    c: &mut C,
+    runs: usize,
+    raw: impl Fn(&mut C) -> Stored,
+    ring: &encrypted_core::ResourceKeyring,
+) where
     Run: Bench<C>,
 {
     let plain = plain_rows();
@@ -202,12 +264,16 @@ where
         assert_eq!(Run::load_enc(c), enc.len());
         le.push(t.elapsed());
     }
+    let stored = raw(c);
+    let crypto = median((0..runs).map(|_| decrypt_only(ring, &stored)).collect());
     let (ip, ie, lp, le) = (median(ip), median(ie), median(lp), median(le));
     println!(
         "{name}: insert 10k plaintext {ip:.1?}, encrypted {ie:.1?}, ratio {:.3}; \
-         load 10k plaintext {lp:.1?}, encrypted {le:.1?}, ratio {:.3}",
+         load 10k plaintext {lp:.1?}, encrypted {le:.1?}, ratio {:.3}; \
+         base64 + decrypt of the same values alone (no database) {crypto:.1?} = {:.2}x the plaintext load",
         ie.as_secs_f64() / ip.as_secs_f64(),
         le.as_secs_f64() / lp.as_secs_f64(),
+        crypto.as_secs_f64() / lp.as_secs_f64(),
     );
 }
 
@@ -217,6 +283,10 @@ fn main() {
     )
     .expect("config");
     encrypted_diesel::install(Keyring::from_config(&config).expect("keyring")).expect("install");
+    let ring = Keyring::from_config(&config)
+        .expect("keyring")
+        .resource("users.obot.obot.ai")
+        .expect("resource");
     let full = std::env::args().any(|a| a == "--bench");
 
     let mut sqlite = SqliteConnection::establish(":memory:").expect("SQLite");
@@ -245,6 +315,6 @@ fn main() {
     criterion.final_summary();
 
     let runs = if full { 9 } else { 1 };
-    ratios("sqlite-memory", &mut sqlite, runs);
-    ratios("postgres", &mut pg, runs);
+    ratios("sqlite-memory", &mut sqlite, runs, raw_sqlite, &ring);
+    ratios("postgres", &mut pg, runs, raw_pg, &ring);
 }
