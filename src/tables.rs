@@ -361,6 +361,16 @@ pub struct RewrapSummary {
     pub undecryptable: u64,
 }
 
+impl RewrapSummary {
+    /// Adds the counts of `other` (a batch, a connection's share) to these.
+    fn add(&mut self, other: &RewrapSummary) {
+        self.scanned += other.scanned;
+        self.rewrapped += other.rewrapped;
+        self.conflicts += other.conflicts;
+        self.undecryptable += other.undecryptable;
+    }
+}
+
 /// Options of a rewrap run.
 #[derive(Debug, Clone, Copy)]
 pub struct RewrapOptions {
@@ -530,15 +540,21 @@ fn batch_update_pg<M: Table>(
     q.execute(c)
 }
 
-/// One batch: judge each row, update the stale ones; returns the rows read.
-fn rewrap_batch<M: Table>(
-    records: &[M::Record],
-    summary: &mut RewrapSummary,
-    dry_run: bool,
-    mut update: impl FnMut(&M::Record, &M::Record) -> QueryResult<usize>,
-) -> Result<(), DbError> {
-    for r in records {
-        let inspected = M::inspect(r)?;
+/// Rows to re-encrypt of a batch, each as read beside its re-encrypted record.
+type Pairs<'a, M> = Vec<(&'a <M as Rewrap>::Record, <M as Rewrap>::Record)>;
+
+/// Judges a batch: its counts (rows read, rows with an unreadable value) and the rows to
+/// re-encrypt, each beside its re-encrypted record.
+fn judge<M: Table>(
+    rows: &[M::Record],
+    threads: usize,
+) -> Result<(RewrapSummary, Pairs<'_, M>), DbError> {
+    let mut summary = RewrapSummary {
+        scanned: rows.len() as u64,
+        ..RewrapSummary::default()
+    };
+    let mut pairs = Vec::new();
+    for (r, inspected) in rows.iter().zip(inspect_all::<M>(rows, threads)?) {
         if inspected
             .values
             .iter()
@@ -547,14 +563,10 @@ fn rewrap_batch<M: Table>(
             summary.undecryptable += 1;
         }
         if let Some(new) = inspected.rewrapped {
-            if dry_run || update(r, &new)? == 1 {
-                summary.rewrapped += 1;
-            } else {
-                summary.conflicts += 1;
-            }
+            pairs.push((r, new));
         }
     }
-    Ok(())
+    Ok((summary, pairs))
 }
 
 /// Inspects (decrypts, and re-encrypts where needed) `records`, on up to `max_threads` threads
@@ -635,20 +647,7 @@ fn apply_pg<M: Table>(
     dry_run: bool,
     threads: usize,
 ) -> Result<RewrapSummary, DbError> {
-    let mut summary = RewrapSummary::default();
-    let mut pairs = Vec::new();
-    for (r, inspected) in rows.iter().zip(inspect_all::<M>(rows, threads)?) {
-        if inspected
-            .values
-            .iter()
-            .any(|v| matches!(v.state, ValueState::Undecryptable(_)))
-        {
-            summary.undecryptable += 1;
-        }
-        if let Some(new) = inspected.rewrapped {
-            pairs.push((r, new));
-        }
-    }
+    let (mut summary, pairs) = judge::<M>(rows, threads)?;
     let wanted = pairs.len() as u64;
     let changed = if dry_run || pairs.is_empty() {
         wanted
@@ -686,17 +685,22 @@ fn rewrap_pass<M: Table>(
             })?,
             Db::Sqlite(c) => c.immediate_transaction::<_, DbError, _>(|c| {
                 let rows = M::load_sqlite(c, &cond, opts.batch)?;
-                rewrap_batch::<M>(&rows, &mut batch_summary, opts.dry_run, |old, new| {
-                    conditional_update!(Sqlite, &mut *c, sql.as_str(), M, old, new)
-                })?;
+                let (judged, pairs) = judge::<M>(&rows, inspect_threads(1))?;
+                batch_summary = judged;
+                for (old, new) in pairs {
+                    if opts.dry_run
+                        || conditional_update!(Sqlite, &mut *c, sql.as_str(), M, old, &new)? == 1
+                    {
+                        batch_summary.rewrapped += 1;
+                    } else {
+                        batch_summary.conflicts += 1;
+                    }
+                }
                 Ok((rows.len(), rows.last().map(M::pk)))
             })?,
         };
         let (n, last) = last;
-        summary.scanned += n as u64;
-        summary.rewrapped += batch_summary.rewrapped;
-        summary.conflicts += batch_summary.conflicts;
-        summary.undecryptable += batch_summary.undecryptable;
+        summary.add(&batch_summary);
         progress(n as u64);
         match last {
             Some(k) if i64::try_from(n).unwrap_or(i64::MAX) >= opts.batch => cursor = Some(k),
@@ -811,17 +815,13 @@ fn parallel_pass<M: Table>(
                         }
                         rows
                     };
-                    let done = apply_pg::<M>(c, &rows, false, threads)?;
-                    Ok(Some((rows.len() as u64, done)))
+                    apply_pg::<M>(c, &rows, false, threads).map(Some)
                 })?;
-                let Some((n, done)) = batch else {
+                let Some(done) = batch else {
                     return Ok::<_, DbError>(());
                 };
-                total.scanned += n;
-                total.rewrapped += done.rewrapped;
-                total.conflicts += done.conflicts;
-                total.undecryptable += done.undecryptable;
-                progress(n);
+                total.add(&done);
+                progress(done.scanned);
             }
         });
         if result.is_err()
@@ -851,11 +851,7 @@ fn parallel_pass<M: Table>(
         results
     });
     for result in results {
-        let part = result?;
-        summary.scanned += part.scanned;
-        summary.rewrapped += part.rewrapped;
-        summary.conflicts += part.conflicts;
-        summary.undecryptable += part.undecryptable;
+        summary.add(&result?);
     }
     let skipped = cursor.lock().map_or(true, |c| c.skipped);
     Ok(skipped)
