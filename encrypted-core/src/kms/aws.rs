@@ -155,14 +155,7 @@ pub(crate) struct KeyArn {
 
 /// Parses `aws-kms://arn:<partition>:kms:<region>:<account>:(key|alias)/<name>`.
 pub(crate) fn parse_endpoint(endpoint: &str) -> Result<KeyArn, Error> {
-    let invalid = |reason| -> Error {
-        KmsError::InvalidKeyUri {
-            endpoint: endpoint.to_owned(),
-            reason,
-            expected: EXPECTED,
-        }
-        .into()
-    };
+    let invalid = KmsError::invalid_key_uri(endpoint, EXPECTED);
     let arn = endpoint
         .strip_prefix(SCHEME)
         .ok_or_else(|| invalid("it does not start with aws-kms://"))?;

@@ -233,14 +233,7 @@ fn is_dns_label(label: &str) -> bool {
 
 /// Parses `azure-keyvault://<vault host>[:port]/keys/<name>[/<version>]`.
 pub(crate) fn parse_endpoint(endpoint: &str) -> Result<KeyUri, Error> {
-    let invalid = |reason| -> Error {
-        KmsError::InvalidKeyUri {
-            endpoint: endpoint.to_owned(),
-            reason,
-            expected: EXPECTED,
-        }
-        .into()
-    };
+    let invalid = KmsError::invalid_key_uri(endpoint, EXPECTED);
     let rest = endpoint
         .strip_prefix(SCHEME)
         .ok_or_else(|| invalid("it does not start with azure-keyvault://"))?;

@@ -348,4 +348,20 @@ impl KmsError {
     pub(crate) fn malformed(reason: &'static str, offset: usize) -> Self {
         KmsError::Malformed { reason, offset }
     }
+
+    /// The [`KmsError::InvalidKeyUri`] errors of one cloud endpoint, by reason.
+    #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+    pub(crate) fn invalid_key_uri<'a>(
+        endpoint: &'a str,
+        expected: &'static str,
+    ) -> impl Fn(&'static str) -> crate::Error + 'a {
+        move |reason| {
+            KmsError::InvalidKeyUri {
+                endpoint: endpoint.to_owned(),
+                reason,
+                expected,
+            }
+            .into()
+        }
+    }
 }

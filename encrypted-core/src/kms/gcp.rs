@@ -327,14 +327,7 @@ fn parse_key_name(name: &str) -> Result<KeyName, &'static str> {
 
 /// Parses `gcp-kms://projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>`.
 pub(crate) fn parse_endpoint(endpoint: &str) -> Result<KeyName, Error> {
-    let invalid = |reason| -> Error {
-        KmsError::InvalidKeyUri {
-            endpoint: endpoint.to_owned(),
-            reason,
-            expected: EXPECTED,
-        }
-        .into()
-    };
+    let invalid = KmsError::invalid_key_uri(endpoint, EXPECTED);
     let name = endpoint
         .strip_prefix(SCHEME)
         .ok_or_else(|| invalid("it does not start with gcp-kms://"))?;
