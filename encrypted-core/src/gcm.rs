@@ -110,6 +110,44 @@ impl GcmKey {
         }
     }
 
+    /// Decrypts in place: `in_out[start..]` holds `ciphertext ‖ tag`; on success the plaintext
+    /// is moved to the front of `in_out` and its length returned. On failure the bytes from
+    /// `start` on are unspecified (the cipher may have written into them).
+    pub(crate) fn open_within(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        start: usize,
+    ) -> Result<usize, Failed> {
+        match self {
+            #[cfg(feature = "aws-lc")]
+            GcmKey::AwsLc(key) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                key.open_within(
+                    Nonce::assume_unique_for_key(*nonce),
+                    Aad::from(aad),
+                    in_out,
+                    start..,
+                )
+                .map(|plaintext| plaintext.len())
+                .map_err(|_| Failed)
+            }
+            #[cfg(feature = "rustcrypto")]
+            GcmKey::RustCrypto(key) => {
+                let body = in_out.get_mut(start..).ok_or(Failed)?;
+                let Some((ciphertext, tag)) = body.split_last_chunk_mut::<TAG_LEN>() else {
+                    return Err(Failed);
+                };
+                let tag = *tag;
+                key.open_in_place(nonce, aad, ciphertext, &tag)?;
+                let len = ciphertext.len();
+                in_out.copy_within(start..start + len, 0);
+                Ok(len)
+            }
+        }
+    }
+
     /// Decrypts `ciphertext` into `out` (same length) after checking `tag`.
     pub(crate) fn open(
         &self,
@@ -194,6 +232,26 @@ mod rc {
             let nonce = Nonce::from(*nonce);
             let tag = Tag::try_from(tag).map_err(|_| Failed)?;
             let buf = InOutBuf::new(ciphertext, out).map_err(|_| Failed)?;
+            match self {
+                Key::K128(k) => k.decrypt_inout_detached(&nonce, aad, buf, &tag),
+                Key::K192(k) => k.decrypt_inout_detached(&nonce, aad, buf, &tag),
+                Key::K256(k) => k.decrypt_inout_detached(&nonce, aad, buf, &tag),
+            }
+            .map_err(|_| Failed)
+        }
+
+        /// Decrypts `in_out` in place after checking `tag` (RustCrypto checks the tag before
+        /// decrypting, so a refused value is left as it was).
+        pub(crate) fn open_in_place(
+            &self,
+            nonce: &[u8; NONCE_LEN],
+            aad: &[u8],
+            in_out: &mut [u8],
+            tag: &[u8; TAG_LEN],
+        ) -> Result<(), Failed> {
+            let nonce = Nonce::from(*nonce);
+            let tag = Tag::from(*tag);
+            let buf = InOutBuf::from(in_out);
             match self {
                 Key::K128(k) => k.decrypt_inout_detached(&nonce, aad, buf, &tag),
                 Key::K192(k) => k.decrypt_inout_detached(&nonce, aad, buf, &tag),

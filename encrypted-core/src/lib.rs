@@ -16,7 +16,8 @@ pub use error::{
 };
 pub use gcm::Engine;
 pub use keyring::{
-    Decrypted, Keyring, KeyringBuilder, KmsFactory, ResourceKeyring, decode_base64, encode_base64,
+    Decrypted, Keyring, KeyringBuilder, KmsFactory, ResourceKeyring, decode_base64,
+    decode_base64_bytes, encode_base64,
 };
 pub use provider::{Opened, ProviderKind, Transformer};
 pub use secret::SecretKey;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use encrypted_core::config::{EncryptionConfiguration, KmsConfig, ProviderConfig};
 use encrypted_core::provider::{AesCbc, AesGcm, Identity, Secretbox};
 use encrypted_core::{
-    ConfigErrorKind, DecryptError, EncodingError, EncryptError, Engine, Error, KeyLabel, Keyring,
-    KmsFactory, Opened, ProviderKind, ResourceKeyring, SecretKey, Transformer, decode_base64,
-    encode_base64,
+    ConfigErrorKind, DecryptError, Decrypted, EncodingError, EncryptError, Engine, Error, KeyLabel,
+    Keyring, KmsFactory, Opened, ProviderKind, ResourceKeyring, SecretKey, Transformer,
+    decode_base64, encode_base64,
 };
 use proptest::prelude::*;
 
@@ -20,6 +20,27 @@ const MIB: usize = 1 << 20;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/// `decrypt`, checked against `decrypt_owned` (which decrypts in place where the cipher allows
+/// it): on every input both must return the same plaintext or the same error.
+fn checked_decrypt(chain: &ResourceKeyring, stored: &[u8], aad: &[u8]) -> Result<Decrypted, Error> {
+    let read = chain.decrypt(stored, aad);
+    let owned = chain.decrypt_owned(stored.to_vec(), aad);
+    match (&read, &owned) {
+        (Ok(read), Ok(owned)) => assert!(read.plaintext == *owned, "decrypt_owned differs"),
+        (Err(read), Err(owned)) => assert_eq!(
+            format!("{read:?}"),
+            format!("{owned:?}"),
+            "decrypt_owned fails differently"
+        ),
+        (read, owned) => panic!(
+            "decrypt and decrypt_owned disagree: {:?} / {:?}",
+            read.as_ref().map(|_| "plaintext"),
+            owned.as_ref().map(|_| "plaintext")
+        ),
+    }
+    read
+}
 
 /// A deterministic key, different for each seed.
 fn key(len: usize, seed: u8) -> Vec<u8> {
@@ -345,7 +366,7 @@ fn encrypt_into_appends() {
         .encrypt_into(b"value", AAD, &mut out)
         .expect("encrypt");
     assert!(out.starts_with(b"header|k8s:enc:aesgcm:v1:k:"));
-    let read = chain.decrypt(&out[7..], AAD).expect("decrypt");
+    let read = checked_decrypt(&chain, &out[7..], AAD).expect("decrypt");
     assert_eq!(read.plaintext, b"value");
 }
 
@@ -455,7 +476,7 @@ fn flipping_any_byte_is_an_error() {
                     for mask in [0x01u8, 0x80, 0xff] {
                         let mut bad = stored.clone();
                         bad[i] ^= mask;
-                        let e = decrypt_error(chain.decrypt(&bad, AAD));
+                        let e = decrypt_error(checked_decrypt(&chain, &bad, AAD));
                         if i >= prefix_len {
                             assert!(
                                 matches!(e, DecryptError::Authentication { .. }),
@@ -500,7 +521,7 @@ fn a_trailing_identity_reads_a_broken_marker_as_plaintext() {
         for i in 0..stored.len() {
             let mut bad = stored.clone();
             bad[i] ^= 0x01;
-            let result = chain.decrypt(&bad, AAD);
+            let result = checked_decrypt(&chain, &bad, AAD);
             if i < b"k8s:enc:".len() {
                 let read = result.expect("read as plaintext by identity");
                 assert_eq!(read.plaintext, bad);
@@ -539,7 +560,7 @@ fn aesgcm_binds_the_context() {
                 &AAD[..AAD.len() - 1],
                 &longer,
             ] {
-                let e = decrypt_error(chain.decrypt(&stored, aad));
+                let e = decrypt_error(checked_decrypt(&chain, &stored, aad));
                 assert_eq!(
                     e,
                     DecryptError::Authentication {
@@ -563,7 +584,7 @@ fn secretbox_and_aescbc_do_not_bind_the_context() {
     ] {
         let chain = build(&[providers]);
         let stored = chain.encrypt(b"value", AAD).expect("encrypt");
-        let read = chain.decrypt(&stored, b"another row").expect("not bound");
+        let read = checked_decrypt(&chain, &stored, b"another row").expect("not bound");
         assert_eq!(read.plaintext, b"value");
     }
     assert!(ProviderKind::AesGcm.is_authenticated());
@@ -583,7 +604,7 @@ fn every_truncation_is_a_typed_error() {
                 .expect("encrypt");
             for len in 0..stored.len() {
                 let cut = &stored[..len];
-                let e = decrypt_error(chain.decrypt(cut, AAD));
+                let e = decrypt_error(checked_decrypt(&chain, cut, AAD));
                 if len < b"k8s:enc:".len() {
                     assert_eq!(
                         e,
@@ -632,7 +653,7 @@ fn aescbc_tampering_never_panics_and_never_returns_the_original() {
             for mask in [0x01u8, 0x80] {
                 let mut bad = stored.clone();
                 bad[i] ^= mask;
-                match chain.decrypt(&bad, AAD) {
+                match checked_decrypt(&chain, &bad, AAD) {
                     Ok(read) => {
                         assert_ne!(read.plaintext, plaintext, "byte {i} ^ {mask:#x}");
                         if (prefix_len..prefix_len + 16).contains(&i) {
@@ -649,7 +670,7 @@ fn aescbc_tampering_never_panics_and_never_returns_the_original() {
         }
         assert!(errors > 0 && changed > 0, "{errors} {changed}");
         for cut in 0..stored.len() {
-            let e = decrypt_error(chain.decrypt(&stored[..cut], AAD));
+            let e = decrypt_error(checked_decrypt(&chain, &stored[..cut], AAD));
             if cut >= prefix_len {
                 let payload = cut - prefix_len;
                 assert!(
@@ -684,7 +705,7 @@ fn aescbc_bad_padding_is_invalid_cbc() {
     let at = stored.len() - 17;
     let mut bad = stored.clone();
     bad[at] ^= 0x01;
-    let e = decrypt_error(chain.decrypt(&bad, AAD));
+    let e = decrypt_error(checked_decrypt(&chain, &bad, AAD));
     assert_eq!(
         e,
         DecryptError::InvalidCbc {
@@ -701,14 +722,14 @@ fn malformed_values_are_typed_errors() {
     let with = |prefix: &str| [prefix.as_bytes(), &tail].concat();
 
     assert_eq!(
-        decrypt_error(chain.decrypt(b"", AAD)),
+        decrypt_error(checked_decrypt(&chain, b"", AAD)),
         DecryptError::NoMatchingProvider {
             prefix: None,
             len: 0
         }
     );
     assert_eq!(
-        decrypt_error(chain.decrypt(b"\x00\xffgarbage", AAD)),
+        decrypt_error(checked_decrypt(&chain, b"\x00\xffgarbage", AAD)),
         DecryptError::NoMatchingProvider {
             prefix: None,
             len: 9
@@ -716,7 +737,7 @@ fn malformed_values_are_typed_errors() {
     );
     let foo = with("k8s:enc:foo:v1:x:");
     assert_eq!(
-        decrypt_error(chain.decrypt(&foo, AAD)),
+        decrypt_error(checked_decrypt(&chain, &foo, AAD)),
         DecryptError::NoMatchingProvider {
             prefix: Some("k8s:enc:foo:v1:x:".into()),
             len: foo.len()
@@ -724,11 +745,11 @@ fn malformed_values_are_typed_errors() {
     );
     let v2 = with("k8s:enc:aesgcm:v2:key1:");
     assert!(matches!(
-        decrypt_error(chain.decrypt(&v2, AAD)),
+        decrypt_error(checked_decrypt(&chain, &v2, AAD)),
         DecryptError::NoMatchingProvider { prefix: Some(p), .. } if p == "k8s:enc:aesgcm:v2:key1:"
     ));
     assert_eq!(
-        decrypt_error(chain.decrypt(b"k8s:enc:", AAD)),
+        decrypt_error(checked_decrypt(&chain, b"k8s:enc:", AAD)),
         DecryptError::NoMatchingProvider {
             prefix: Some("k8s:enc:".into()),
             len: 8
@@ -745,7 +766,7 @@ fn malformed_values_are_typed_errors() {
         ),
     ] {
         assert_eq!(
-            decrypt_error(chain.decrypt(&with(prefix), AAD)),
+            decrypt_error(checked_decrypt(&chain, &with(prefix), AAD)),
             DecryptError::UnknownKey {
                 provider: provider.into(),
                 key: key.into()
@@ -755,7 +776,7 @@ fn malformed_values_are_typed_errors() {
     }
     // Plaintext with no identity provider: fail closed.
     assert_eq!(
-        decrypt_error(chain.decrypt(b"legacy plaintext", AAD)),
+        decrypt_error(checked_decrypt(&chain, b"legacy plaintext", AAD)),
         DecryptError::NoMatchingProvider {
             prefix: None,
             len: 16
@@ -779,6 +800,42 @@ fn malformed_values_are_typed_errors() {
         chain.decrypt_base64(&encode_base64(b"garbage"), AAD),
         Err(Error::Decrypt(DecryptError::NoMatchingProvider { .. }))
     ));
+}
+
+/// Text that is mostly base64: alphabet, padding, and now and then a stray byte.
+fn base64ish() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            40 => proptest::sample::select(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".to_vec()
+            ),
+            3 => Just(b'='),
+            1 => proptest::sample::select(b"-_ \n.\x00".to_vec()),
+        ],
+        0..48,
+    )
+    .prop_map(|bytes| String::from_utf8(bytes).expect("ASCII"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// `decode_base64` (SIMD, `base64-simd`) accepts and refuses exactly what the `base64`
+    /// crate's strict standard engine does, and gives the same bytes; `encode_base64` writes
+    /// what it writes.
+    #[test]
+    fn base64_agrees_with_the_base64_crate(text in base64ish(), bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        use base64::Engine as _;
+        let reference = base64::engine::general_purpose::STANDARD.decode(&text);
+        match (decode_base64(&text), reference) {
+            (Ok(ours), Ok(theirs)) => prop_assert_eq!(ours, theirs),
+            (Err(Error::Encoding(EncodingError::InvalidBase64 { .. })), Err(_)) => {}
+            (ours, theirs) => prop_assert!(false, "{:?}: ours {:?}, base64 crate {:?}", text, ours, theirs),
+        }
+        let encoded = encode_base64(&bytes);
+        prop_assert_eq!(&encoded, &base64::engine::general_purpose::STANDARD.encode(&bytes));
+        prop_assert_eq!(decode_base64(&encoded).ok(), Some(bytes));
+    }
 }
 
 fn arbitrary_chains() -> Vec<(&'static str, Arc<ResourceKeyring>, bool)> {
@@ -825,7 +882,7 @@ proptest! {
     ) {
         let value = [prefix.as_bytes(), &bytes].concat();
         for (name, chain, may_succeed) in arbitrary_chains() {
-            let result = chain.decrypt(&value, AAD);
+            let result = checked_decrypt(&chain, &value, AAD);
             match &result {
                 Ok(read) => {
                     prop_assert!(may_succeed, "{}: arbitrary bytes decrypted", name);
@@ -881,7 +938,7 @@ fn the_first_key_of_the_first_provider_writes() {
     );
     let stored = chain.encrypt(b"v", AAD).expect("encrypt");
     assert!(stored.starts_with(b"k8s:enc:aesgcm:v1:key2:"));
-    let read = chain.decrypt(&stored, AAD).expect("decrypt");
+    let read = checked_decrypt(&chain, &stored, AAD).expect("decrypt");
     assert!(!read.stale);
     assert_eq!(read.key, label(ProviderKind::AesGcm, "key2"));
     assert_eq!(chain.identify(&stored), Some(&read.key));
@@ -894,7 +951,7 @@ fn older_keys_and_providers_read_stale() {
     let old = build(&[keyed("aesgcm", &[("key1", &k1())])])
         .encrypt(b"old", AAD)
         .expect("encrypt");
-    let read = chain.decrypt(&old, AAD).expect("key1 still reads");
+    let read = checked_decrypt(&chain, &old, AAD).expect("key1 still reads");
     assert_eq!(read.plaintext, b"old");
     assert!(read.stale);
     assert_eq!(read.key, label(ProviderKind::AesGcm, "key1"));
@@ -904,13 +961,13 @@ fn older_keys_and_providers_read_stale() {
     let boxed = build(&[keyed("secretbox", &[("box1", &kb())])])
         .encrypt(b"boxed", AAD)
         .expect("encrypt");
-    let read = chain.decrypt(&boxed, AAD).expect("secretbox reads");
+    let read = checked_decrypt(&chain, &boxed, AAD).expect("secretbox reads");
     assert_eq!(read.plaintext, b"boxed");
     assert!(read.stale);
     assert_eq!(read.key, label(ProviderKind::Secretbox, "box1"));
 
     // Plaintext written before encryption was enabled.
-    let read = chain.decrypt(b"legacy", AAD).expect("identity reads");
+    let read = checked_decrypt(&chain, b"legacy", AAD).expect("identity reads");
     assert_eq!(read.plaintext, b"legacy");
     assert!(read.stale);
     assert_eq!(read.key, label(ProviderKind::Identity, ""));
@@ -929,7 +986,7 @@ fn a_key_with_the_same_name_but_other_bytes_fails_authentication() {
         .encrypt(b"foreign", AAD)
         .expect("encrypt");
     assert_eq!(
-        decrypt_error(chain.decrypt(&foreign, AAD)),
+        decrypt_error(checked_decrypt(&chain, &foreign, AAD)),
         DecryptError::Authentication {
             key: label(ProviderKind::AesGcm, "key1")
         }
@@ -946,7 +1003,7 @@ fn the_same_key_name_twice_in_a_chain_reads_with_either() {
     let by_second = build(&[keyed("aesgcm", &[("key1", &k2())])])
         .encrypt(b"second", AAD)
         .expect("encrypt");
-    let read = chain.decrypt(&by_second, AAD).expect("second key1 reads");
+    let read = checked_decrypt(&chain, &by_second, AAD).expect("second key1 reads");
     assert_eq!(read.plaintext, b"second");
     assert!(read.stale);
 }
@@ -957,13 +1014,13 @@ fn identity_first_writes_plaintext_and_still_reads_encrypted() {
     assert_eq!(chain.write_key(), &label(ProviderKind::Identity, ""));
     let stored = chain.encrypt(b"plain", AAD).expect("encrypt");
     assert_eq!(stored, b"plain");
-    let read = chain.decrypt(&stored, AAD).expect("decrypt");
+    let read = checked_decrypt(&chain, &stored, AAD).expect("decrypt");
     assert!(!read.stale, "identity is the write key");
 
     let encrypted = build(&[keyed("aesgcm", &[("key1", &k1())])])
         .encrypt(b"secret", AAD)
         .expect("encrypt");
-    let read = chain.decrypt(&encrypted, AAD).expect("aesgcm reads");
+    let read = checked_decrypt(&chain, &encrypted, AAD).expect("aesgcm reads");
     assert_eq!(read.plaintext, b"secret");
     assert!(read.stale, "to be rewritten as plaintext");
     assert_eq!(read.key, label(ProviderKind::AesGcm, "key1"));
@@ -973,7 +1030,7 @@ fn identity_first_writes_plaintext_and_still_reads_encrypted() {
     let last = bad.len() - 1;
     bad[last] ^= 1;
     assert!(matches!(
-        decrypt_error(chain.decrypt(&bad, AAD)),
+        decrypt_error(checked_decrypt(&chain, &bad, AAD)),
         DecryptError::Authentication { .. }
     ));
 }
@@ -996,14 +1053,18 @@ fn identity_refuses_encrypted_data() {
     // Through an identity-only chain, the error names what the value needs.
     let chain = build(&[identity()]);
     assert_eq!(
-        decrypt_error(chain.decrypt(b"k8s:enc:aesgcm:v1:key1:0123456789", AAD)),
+        decrypt_error(checked_decrypt(
+            &chain,
+            b"k8s:enc:aesgcm:v1:key1:0123456789",
+            AAD
+        )),
         DecryptError::UnknownKey {
             provider: "aesgcm".into(),
             key: "key1".into()
         }
     );
     assert!(matches!(
-        decrypt_error(chain.decrypt(b"k8s:enc:foo:0123456789", AAD)),
+        decrypt_error(checked_decrypt(&chain, b"k8s:enc:foo:0123456789", AAD)),
         DecryptError::NoMatchingProvider {
             prefix: Some(_),
             ..
@@ -1033,7 +1094,9 @@ fn identity_refuses_to_write_what_it_could_not_read() {
     let chain = build(&[keyed("aesgcm", &[("key1", &k1())]), identity()]);
     let stored = chain.encrypt(value, AAD).expect("encrypt");
     assert_eq!(
-        chain.decrypt(&stored, AAD).expect("decrypt").plaintext,
+        checked_decrypt(&chain, &stored, AAD)
+            .expect("decrypt")
+            .plaintext,
         value
     );
 }
@@ -1042,7 +1105,7 @@ fn identity_refuses_to_write_what_it_could_not_read() {
 fn without_identity_plaintext_is_rejected() {
     let chain = build(&[keyed("aesgcm", &[("key1", &k1())])]);
     assert_eq!(
-        decrypt_error(chain.decrypt(b"legacy plaintext row", AAD)),
+        decrypt_error(checked_decrypt(&chain, b"legacy plaintext row", AAD)),
         DecryptError::NoMatchingProvider {
             prefix: None,
             len: 20
@@ -1158,7 +1221,11 @@ fn obot_file_builds_one_chain_for_every_resource() {
         assert_eq!(chain.write_key(), &label(ProviderKind::AesGcm, "key1"));
         let stored = chain.encrypt(b"v", resource.as_bytes()).expect("encrypt");
         assert!(stored.starts_with(b"k8s:enc:aesgcm:v1:key1:"));
-        assert!(chain.decrypt(b"legacy", AAD).expect("identity").stale);
+        assert!(
+            checked_decrypt(&chain, b"legacy", AAD)
+                .expect("identity")
+                .stale
+        );
     }
     assert!(keyring.resource("secrets").is_err());
 }
@@ -1211,7 +1278,7 @@ fn kms_providers_come_from_the_factory() {
     assert_eq!(chain.write_key(), &label(ProviderKind::Kms, "fake"));
     let stored = chain.encrypt(b"abc", AAD).expect("encrypt");
     assert_eq!(stored, b"k8s:enc:kms:v2:fake:\x00cba");
-    let read = chain.decrypt(&stored, AAD).expect("decrypt");
+    let read = checked_decrypt(&chain, &stored, AAD).expect("decrypt");
     assert_eq!(read.plaintext, b"abc");
     assert!(!read.stale);
     // The transformer's own staleness (an old key id) is reported even for the write key.
@@ -1356,26 +1423,35 @@ fn errors_never_show_plaintext_or_keys() {
     let mut push = |what, result: Result<encrypted_core::Decrypted, Error>| {
         errors.push((what, result.expect_err(what)));
     };
-    push("wrong context", chain.decrypt(&stored, b"other row"));
+    push(
+        "wrong context",
+        checked_decrypt(&chain, &stored, b"other row"),
+    );
     let mut bad = boxed.clone();
     bad[40] ^= 1;
-    push("tampered secretbox", chain.decrypt(&bad, AAD));
+    push("tampered secretbox", checked_decrypt(&chain, &bad, AAD));
     push(
         "truncated",
-        chain.decrypt(&stored[.."k8s:enc:aesgcm:v1:key1:".len() + 10], AAD),
+        checked_decrypt(&chain, &stored[.."k8s:enc:aesgcm:v1:key1:".len() + 10], AAD),
     );
     let mut unknown = b"k8s:enc:aesgcm:v1:nokey:".to_vec();
     unknown.extend_from_slice(CANARY);
-    push("unknown key", chain.decrypt(&unknown, AAD));
+    push("unknown key", checked_decrypt(&chain, &unknown, AAD));
     let mut foreign = b"k8s:enc:foo:v1:x:".to_vec();
     foreign.extend_from_slice(CANARY);
-    push("unknown prefix", chain.decrypt(&foreign, AAD));
-    push("plaintext without identity", chain.decrypt(CANARY, AAD));
+    push("unknown prefix", checked_decrypt(&chain, &foreign, AAD));
+    push(
+        "plaintext without identity",
+        checked_decrypt(&chain, CANARY, AAD),
+    );
     let mut padding = cbc.clone();
     let at = padding.len() - 17;
     padding[at] ^= 0x01;
-    push("cbc padding", chain.decrypt(&padding, AAD));
-    push("cbc blocks", chain.decrypt(&cbc[..cbc.len() - 1], AAD));
+    push("cbc padding", checked_decrypt(&chain, &padding, AAD));
+    push(
+        "cbc blocks",
+        checked_decrypt(&chain, &cbc[..cbc.len() - 1], AAD),
+    );
     push(
         "not base64",
         chain.decrypt_base64(&format!("{}!", String::from_utf8_lossy(CANARY)), AAD),
@@ -1468,7 +1544,7 @@ fn debug_never_shows_key_bytes_or_plaintext() {
     let keyring = Keyring::from_config(&config).expect("keyring");
     let chain = keyring.resource(RES).expect("listed");
     let stored = chain.encrypt(CANARY, AAD).expect("encrypt");
-    let read = chain.decrypt(&stored, AAD).expect("decrypt");
+    let read = checked_decrypt(&chain, &stored, AAD).expect("decrypt");
     assert_eq!(read.plaintext, CANARY);
     let ProviderConfig::AesGcm(key_configs) = &config.resources[0].providers[0] else {
         panic!("aesgcm first");

@@ -163,7 +163,6 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     // Opening: record → model.
     let mut open = Vec::new();
     open.push(quote!(let Self { #(#record_names),* } = self;));
-    open.push(quote!(let (_, __ring) = #p::row(#model_name, #resource)?;));
     let legacy = match &m.flag {
         Some(flag) => quote!(!#flag),
         None => quote!(false),
@@ -444,7 +443,7 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
                     Self { #(#seal_init),* }
                 }
 
-                fn __open(self) -> ::core::result::Result<#ident, #p::Error> {
+                fn __open(self, __ring: &#p::ResourceKeyring) -> ::core::result::Result<#ident, #p::Error> {
                     #(#open)*
                 }
             }
@@ -459,7 +458,19 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
 
                 fn build(row: Self::Row) -> #d::deserialize::Result<Self> {
                     let __record = <#record as #d::deserialize::Queryable<__ST, __DB>>::build(row)?;
-                    __record.__open().map_err(#p::deserialize_error)
+                    let (_, __ring) = #p::row(#model_name, #resource).map_err(#p::deserialize_error)?;
+                    __record.__open(&__ring).map_err(#p::deserialize_error)
+                }
+            }
+
+            #[automatically_derived]
+            impl #p::Model for #ident {
+                type Record = #record;
+                const NAME: &'static str = #model_name;
+                const RESOURCE: &'static str = #resource;
+
+                fn decrypt(__record: #record, __ring: &#p::ResourceKeyring) -> ::core::result::Result<Self, #p::Error> {
+                    __record.__open(__ring)
                 }
             }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use diesel::prelude::*;
 use encrypted_core::{EncryptionConfiguration, Keyring};
-use encrypted_diesel::Encrypted;
+use encrypted_diesel::{Encrypted, LoadDecrypted, Model};
 
 const ROWS: i64 = 10_000;
 const CHUNK: usize = 1_000;
@@ -93,6 +93,8 @@ trait Bench<C> {
     fn insert_enc(c: &mut C, rows: &[EncUser]);
     fn load_plain(c: &mut C) -> usize;
     fn load_enc(c: &mut C) -> usize;
+    fn load_parallel(c: &mut C) -> usize;
+    fn load_records(c: &mut C) -> Vec<<EncUser as Model>::Record>;
 }
 
 struct Run;
@@ -137,6 +139,18 @@ macro_rules! bench_impl {
                 bench_enc::table
                     .select(EncUser::as_select())
                     .load::<EncUser>(c)
+                    .expect("load")
+                    .len()
+            }
+            fn load_records(c: &mut $conn) -> Vec<<EncUser as Model>::Record> {
+                bench_enc::table
+                    .select(<EncUser as Model>::Record::as_select())
+                    .load(c)
+                    .expect("load")
+            }
+            fn load_parallel(c: &mut $conn) -> usize {
+                bench_enc::table
+                    .load_decrypted::<EncUser>(c)
                     .expect("load")
                     .len()
             }
@@ -196,6 +210,9 @@ where
     Run::insert_enc(c, &enc);
     group.bench_function("load 10k plaintext", |b| b.iter(|| Run::load_plain(c)));
     group.bench_function("load 10k encrypted", |b| b.iter(|| Run::load_enc(c)));
+    group.bench_function("load_decrypted 10k encrypted", |b| {
+        b.iter(|| Run::load_parallel(c))
+    });
     group.finish();
 }
 
@@ -250,6 +267,7 @@ fn ratios<C>(
     let plain = plain_rows();
     let enc = enc_rows(&plain);
     let (mut ip, mut ie, mut lp, mut le) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ld, mut lr) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let t = Instant::now();
         Run::insert_plain(c, &plain);
@@ -263,16 +281,49 @@ fn ratios<C>(
         let t = Instant::now();
         assert_eq!(Run::load_enc(c), enc.len());
         le.push(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(Run::load_parallel(c), enc.len());
+        ld.push(t.elapsed());
+        let t = Instant::now();
+        assert_eq!(raw(c).len(), enc.len());
+        lr.push(t.elapsed());
     }
+    let (mut ds, mut dp) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let records = Run::load_records(c);
+        let t = Instant::now();
+        let n = records
+            .into_iter()
+            .map(|r| EncUser::decrypt(r, ring).expect("decrypt"))
+            .count();
+        ds.push(t.elapsed());
+        assert_eq!(n, enc.len());
+        let records = Run::load_records(c);
+        let t = Instant::now();
+        let n = encrypted_diesel::decrypt_all::<EncUser>(records)
+            .expect("decrypt")
+            .len();
+        dp.push(t.elapsed());
+        assert_eq!(n, enc.len());
+    }
+    let (ds, dp) = (median(ds), median(dp));
+    println!("{name}: decrypting 10k loaded records: one thread {ds:.1?}, decrypt_all {dp:.1?}");
     let stored = raw(c);
     let crypto = median((0..runs).map(|_| decrypt_only(ring, &stored)).collect());
-    let (ip, ie, lp, le) = (median(ip), median(ie), median(lp), median(le));
+    let (ip, ie, lp, le, ld) = (median(ip), median(ie), median(lp), median(le), median(ld));
+    let lr = median(lr);
     println!(
         "{name}: insert 10k plaintext {ip:.1?}, encrypted {ie:.1?}, ratio {:.3}; \
-         load 10k plaintext {lp:.1?}, encrypted {le:.1?}, ratio {:.3}; \
+         load 10k plaintext {lp:.1?}, encrypted: `load` {le:.1?}, ratio {:.3}, \
+         `load_decrypted` ({} threads) {ld:.1?}, ratio {:.3}; \
+         the stored values loaded as they are (strings and bytes, no decoding or decryption) \
+         {lr:.1?} = {:.2}x the plaintext load; \
          base64 + decrypt of the same values alone (no database) {crypto:.1?} = {:.2}x the plaintext load",
         ie.as_secs_f64() / ip.as_secs_f64(),
         le.as_secs_f64() / lp.as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        ld.as_secs_f64() / lp.as_secs_f64(),
+        lr.as_secs_f64() / lp.as_secs_f64(),
         crypto.as_secs_f64() / lp.as_secs_f64(),
     );
 }

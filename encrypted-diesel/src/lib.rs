@@ -9,9 +9,11 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod backend;
 mod error;
 pub mod hash;
 mod keys;
+mod load;
 pub mod rewrap;
 mod value;
 
@@ -22,5 +24,6 @@ pub mod __private;
 pub use encrypted_derive::Encrypted;
 pub use error::Error;
 pub use keys::{Keys, Scoped, current, install, scope, with_keyring};
+pub use load::{LoadDecrypted, Model, decrypt_all};
 pub use rewrap::Rewrap;
 pub use value::Encrypted as EncryptedValue;

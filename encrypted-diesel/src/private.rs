@@ -10,6 +10,7 @@ pub use encrypted_core::ResourceKeyring;
 pub use crate::Error;
 pub use crate::hash::Normalize;
 pub use crate::keys::{Keys, current};
+pub use crate::load::Model;
 pub use crate::value::Encrypted;
 
 /// A field type `#[encrypt]` can store without `json`.
@@ -176,11 +177,8 @@ pub fn open(
         field,
         source: Box::new(source),
     };
-    let stored = value.stored(base64).map_err(crypto)?;
-    Ok(ring
-        .decrypt(&stored, aad.as_bytes())
-        .map_err(crypto)?
-        .plaintext)
+    let stored = value.into_stored(base64).map_err(crypto)?;
+    ring.decrypt_owned(stored, aad.as_bytes()).map_err(crypto)
 }
 
 /// Plaintext of a `String`/`Vec<u8>` field.

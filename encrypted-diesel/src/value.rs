@@ -3,9 +3,10 @@
 //! One wrapper serves every backend and both column kinds: the column's SQL type chooses the
 //! encoding, as the design asks. Bound to a `Text` column it is standard padded base64 of the
 //! transformer output (what Obot writes); bound to a `Binary` (`Bytea`, `Blob`) column it is the
-//! raw bytes, unless the field says `#[encrypt(base64)]`. The impls are generic over the backend
-//! and delegate to diesel's own `str`/`[u8]`/`String`/`Vec<u8>` impls, so PostgreSQL, SQLite and
-//! MySQL (sync or through diesel-async) share one implementation.
+//! raw bytes, unless the field says `#[encrypt(base64)]`. The impls are generic over the backend:
+//! writing delegates to diesel's own `str`/`[u8]` impls, and reading text goes through
+//! [`ReadText`], so PostgreSQL, SQLite and MySQL (sync or through diesel-async) share one
+//! implementation. Text is base64-decoded as it is read, straight from the database's buffer.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,6 +18,7 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{Binary, Text};
 
 use crate::Error;
+use crate::backend::ReadText;
 
 /// An encrypted column value as stored: ciphertext, or the error that prevented encrypting it
 /// (reported by `ToSql`, so nothing is ever written in its place).
@@ -35,23 +37,32 @@ enum Repr {
     /// Written by this process: the transformer output, and its base64 once needed.
     Sealed {
         bytes: Vec<u8>,
-        text: OnceLock<String>,
+        text: OnceLock<Box<str>>,
     },
-    /// Read from a `Text` column.
-    Text(String),
+    /// Read from a `Text` column and base64-decoded there; the text again once needed (to
+    /// write the value back or to read a legacy plaintext row).
+    Decoded {
+        bytes: Vec<u8>,
+        text: OnceLock<Box<str>>,
+    },
+    /// Read from a `Text` column that does not hold base64: the text as read, and why (boxed,
+    /// as the failure is: a loaded record moves its values several times, so they stay small).
+    Undecodable(Box<(Vec<u8>, encrypted_core::Error)>),
     /// Read from a `Binary` column.
     Binary(Vec<u8>),
     /// Encryption failed; binding the value reports this.
-    Failed(Error),
+    Failed(Box<Error>),
 }
 
 impl fmt::Debug for Encrypted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => {
+            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) | Repr::Decoded { bytes, .. } => {
                 write!(f, "Encrypted({} bytes)", bytes.len())
             }
-            Repr::Text(text) => write!(f, "Encrypted({} base64 chars)", text.len()),
+            Repr::Undecodable(undecodable) => {
+                write!(f, "Encrypted({} chars, not base64)", undecodable.0.len())
+            }
             Repr::Failed(e) => write!(f, "Encrypted(failed: {e})"),
         }
     }
@@ -75,7 +86,7 @@ impl Encrypted {
     #[must_use]
     pub fn failed(error: Error) -> Self {
         Self {
-            repr: Repr::Failed(error),
+            repr: Repr::Failed(Box::new(error)),
             base64: false,
         }
     }
@@ -88,22 +99,35 @@ impl Encrypted {
     /// [`encrypted_core::Error::Other`] for a failed value.
     pub fn stored(&self, base64: bool) -> Result<Cow<'_, [u8]>, encrypted_core::Error> {
         match &self.repr {
-            Repr::Sealed { bytes, .. } => Ok(Cow::Borrowed(bytes)),
-            Repr::Text(text) => encrypted_core::decode_base64(text).map(Cow::Owned),
+            Repr::Sealed { bytes, .. } | Repr::Decoded { bytes, .. } => Ok(Cow::Borrowed(bytes)),
             Repr::Binary(bytes) if base64 => {
-                let text = std::str::from_utf8(bytes).map_err(|e| {
-                    encrypted_core::Error::from(encrypted_core::EncodingError::InvalidBase64 {
-                        reason: "not ASCII text",
-                        offset: e.valid_up_to(),
-                    })
-                })?;
-                encrypted_core::decode_base64(text).map(Cow::Owned)
+                encrypted_core::decode_base64_bytes(bytes).map(Cow::Owned)
             }
             Repr::Binary(bytes) => Ok(Cow::Borrowed(bytes)),
-            Repr::Failed(e) => Err(encrypted_core::Error::Other {
-                context: "value was not encrypted".to_owned(),
-                source: std::sync::Arc::new(e.clone()),
-            }),
+            Repr::Undecodable(undecodable) => Err(undecodable.1.clone()),
+            Repr::Failed(e) => Err(Self::not_encrypted(e)),
+        }
+    }
+
+    /// Like [`stored`](Self::stored), by value: no copy where the value already holds the
+    /// stored bytes, which a caller can then decrypt in place.
+    ///
+    /// # Errors
+    /// As [`stored`](Self::stored).
+    pub fn into_stored(self, base64: bool) -> Result<Vec<u8>, encrypted_core::Error> {
+        match self.repr {
+            Repr::Sealed { bytes, .. } | Repr::Decoded { bytes, .. } => Ok(bytes),
+            Repr::Binary(bytes) if base64 => encrypted_core::decode_base64_bytes(&bytes),
+            Repr::Binary(bytes) => Ok(bytes),
+            Repr::Undecodable(undecodable) => Err(undecodable.1),
+            Repr::Failed(e) => Err(Self::not_encrypted(&e)),
+        }
+    }
+
+    fn not_encrypted(e: &Error) -> encrypted_core::Error {
+        encrypted_core::Error::Other {
+            context: "value was not encrypted".to_owned(),
+            source: std::sync::Arc::new(e.clone()),
         }
     }
 
@@ -112,7 +136,8 @@ impl Encrypted {
     pub fn raw(&self) -> Cow<'_, [u8]> {
         match &self.repr {
             Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => Cow::Borrowed(bytes),
-            Repr::Text(text) => Cow::Borrowed(text.as_bytes()),
+            Repr::Decoded { .. } => Cow::Borrowed(self.decoded_text().as_bytes()),
+            Repr::Undecodable(undecodable) => Cow::Borrowed(&undecodable.0),
             Repr::Failed(_) => Cow::Borrowed(&[]),
         }
     }
@@ -122,21 +147,50 @@ impl Encrypted {
     pub fn into_raw(self) -> Vec<u8> {
         match self.repr {
             Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => bytes,
-            Repr::Text(text) => text.into_bytes(),
+            Repr::Decoded { bytes, text } => text
+                .into_inner()
+                .map_or_else(|| encrypted_core::encode_base64(&bytes), String::from)
+                .into_bytes(),
+            Repr::Undecodable(undecodable) => undecodable.0,
             Repr::Failed(_) => Vec::new(),
         }
+    }
+
+    /// The text a `Decoded` value was read from: standard padded base64 is canonical (the
+    /// decoder refuses any other spelling), so encoding the bytes again gives it back exactly.
+    fn decoded_text(&self) -> &str {
+        match &self.repr {
+            Repr::Decoded { bytes, text } => {
+                text.get_or_init(|| encrypted_core::encode_base64(bytes).into())
+            }
+            _ => "",
+        }
+    }
+
+    /// A value read from a text column: base64-decoded now, from the database's buffer.
+    fn from_text(text: &[u8]) -> Self {
+        let repr = match encrypted_core::decode_base64_bytes(text) {
+            Ok(bytes) => Repr::Decoded {
+                bytes,
+                text: OnceLock::new(),
+            },
+            Err(error) => Repr::Undecodable(Box::new((text.to_vec(), error))),
+        };
+        Self { repr, base64: true }
     }
 
     fn text(&self) -> Result<&str, Error> {
         match &self.repr {
             Repr::Sealed { bytes, text } => {
-                Ok(text.get_or_init(|| encrypted_core::encode_base64(bytes)))
+                Ok(text.get_or_init(|| encrypted_core::encode_base64(bytes).into()))
             }
-            Repr::Text(text) => Ok(text),
+            Repr::Decoded { .. } => Ok(self.decoded_text()),
+            Repr::Undecodable(undecodable) => std::str::from_utf8(&undecodable.0)
+                .map_err(|_| Error::Storage("a value read as text is not UTF-8".into())),
             Repr::Binary(_) => Err(Error::Storage(
                 "a value read from a binary column cannot be written to a text column".into(),
             )),
-            Repr::Failed(e) => Err(e.clone()),
+            Repr::Failed(e) => Err((**e).clone()),
         }
     }
 
@@ -171,14 +225,10 @@ where
 
 impl<DB> FromSql<Text, DB> for Encrypted
 where
-    DB: Backend,
-    String: FromSql<Text, DB>,
+    DB: ReadText,
 {
     fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
-        Ok(Self {
-            repr: Repr::Text(<String as FromSql<Text, DB>>::from_sql(bytes)?),
-            base64: true,
-        })
+        Ok(DB::with_text(bytes, Self::from_text))
     }
 }
 
@@ -259,6 +309,18 @@ mod tests {
         assert!(
             back.stored(true).is_err(),
             "forced base64 of non-ASCII bytes"
+        );
+    }
+
+    /// A loaded record moves its values several times on the way to the model, so they must
+    /// stay small: the failure variants are boxed (152 bytes each before, which showed up as
+    /// `memmove` in load profiles).
+    #[test]
+    fn values_stay_small() {
+        assert!(
+            size_of::<Encrypted>() <= 64,
+            "Encrypted grew to {} bytes",
+            size_of::<Encrypted>()
         );
     }
 

@@ -85,6 +85,28 @@ impl Transformer for AesGcm {
             })?;
         Ok(Opened::fresh(plaintext))
     }
+
+    fn open_in_place(&self, buf: &mut Vec<u8>, start: usize, aad: &[u8]) -> Result<bool, Error> {
+        let found = buf.len().saturating_sub(start);
+        if found < NONCE_LEN + TAG_LEN {
+            return Err(self.truncated(found));
+        }
+        let Some(nonce) = buf
+            .get(start..)
+            .and_then(|payload| payload.first_chunk::<NONCE_LEN>())
+            .copied()
+        else {
+            return Err(self.truncated(found));
+        };
+        let len = self
+            .key
+            .open_within(&nonce, aad, buf, start + NONCE_LEN)
+            .map_err(|_| DecryptError::Authentication {
+                key: self.label.clone(),
+            })?;
+        buf.truncate(len);
+        Ok(false)
+    }
 }
 
 impl AesGcm {
