@@ -124,7 +124,9 @@ impl<Q, Conn> LoadDecrypted<Conn> for Q {
         let ring = ring::<M>().map_err(failed)?;
         let mut rows = self
             .select(M::Record::as_select())
-            .load_iter::<M::Record, DefaultLoadingMode>(conn)?;
+            .load_iter::<M::Record, DefaultLoadingMode>(conn)?
+            // Fused: SQLite's iterator runs the statement again when called past its end.
+            .fuse();
         let first: Vec<M::Record> = rows.by_ref().take(BATCH).collect::<QueryResult<_>>()?;
         let helpers = helper_threads();
         if first.len() < BATCH || helpers == 0 {

@@ -375,6 +375,115 @@ macro_rules! suite {
             });
         }
 
+        /// Many rows: `load_decrypted` (helper threads) and `decrypt_all` return exactly what
+        /// `load` does, in query order, with the keys of the calling thread's scope (nothing is
+        /// installed process-wide in the tests, so a helper thread using its own keys would fail).
+        #[test]
+        fn load_decrypted_matches_load_in_query_order() {
+            use encrypted_diesel::{LoadDecrypted, Model};
+            let mut c = conn();
+            encrypted_diesel::with_keyring(keys(), || {
+                let users: Vec<User> = (1..=1_000).map(user).collect();
+                for chunk in users.chunks(250) {
+                    diesel::insert_into(enc_users::table).values(chunk).execute(&mut *c).expect("insert");
+                }
+                let loaded = load_all(&mut c).expect("load");
+                assert!(loaded == users);
+                let parallel: Vec<User> = enc_users::table
+                    .order(enc_users::id)
+                    .load_decrypted(&mut *c)
+                    .expect("load_decrypted");
+                assert!(parallel == users, "load_decrypted differs from the inserted rows");
+                // Any query shape: a filter, another order, a select clause that is replaced.
+                let descending: Vec<User> = enc_users::table
+                    .filter(enc_users::id.gt(100))
+                    .order(enc_users::id.desc())
+                    .select(<User as SelectableHelper<<Conn as diesel::Connection>::Backend>>::as_select())
+                    .load_decrypted(&mut *c)
+                    .expect("load_decrypted");
+                let expected: Vec<User> = users[100..].iter().rev().cloned().collect();
+                assert!(descending == expected, "order or filter not kept");
+                // Fewer rows than a batch: decrypted inline.
+                let few: Vec<User> = enc_users::table
+                    .filter(enc_users::id.le(3))
+                    .order(enc_users::id)
+                    .load_decrypted(&mut *c)
+                    .expect("load_decrypted");
+                assert_eq!(few.iter().map(|u| u.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+                for (a, b) in few.iter().zip(&users) { assert!(a == b, "{a:?} vs {b:?}"); }
+                let none: Vec<User> = enc_users::table
+                    .filter(enc_users::id.lt(0))
+                    .load_decrypted(&mut *c)
+                    .expect("load_decrypted");
+                assert!(none.is_empty());
+                // Records loaded some other way, decrypted together.
+                let records: Vec<<User as Model>::Record> = enc_users::table
+                    .select(<User as Model>::Record::as_select())
+                    .order(enc_users::id)
+                    .load(&mut *c)
+                    .expect("records");
+                let all = encrypted_diesel::decrypt_all::<User>(records).expect("decrypt_all");
+                assert!(all == users, "decrypt_all differs from the inserted rows");
+            });
+        }
+
+        /// A bad row among many: `load_decrypted` and `decrypt_all` fail with the first bad
+        /// row's error (query order), typed, without the plaintext, and return no rows at all.
+        #[test]
+        fn load_decrypted_fails_on_the_first_bad_row_and_returns_nothing() {
+            use encrypted_diesel::{LoadDecrypted, Model};
+            let mut c = conn();
+            encrypted_diesel::with_keyring(keys(), || {
+                let mut users: Vec<User> = (1..=900).map(user).collect();
+                users[0].display_name = CANARY.into();
+                users[0].email = CANARY.into();
+                for chunk in users.chunks(300) {
+                    diesel::insert_into(enc_users::table).values(chunk).execute(&mut *c).expect("insert");
+                }
+                let (name, email): (String, String) = enc_users::table
+                    .find(1)
+                    .select((enc_users::display_name, enc_users::email))
+                    .first(&mut *c)
+                    .expect("raw");
+                // Row 600 gets row 1's display name, row 800 its e-mail (both bound elsewhere).
+                diesel::update(enc_users::table.find(600))
+                    .set(enc_users::display_name.eq(&name))
+                    .execute(&mut *c)
+                    .expect("tamper");
+                diesel::update(enc_users::table.find(800))
+                    .set(enc_users::email.eq(&email))
+                    .execute(&mut *c)
+                    .expect("tamper");
+                let ascending = enc_users::table
+                    .order(enc_users::id)
+                    .load_decrypted::<User>(&mut *c)
+                    .expect_err("a moved value must not decrypt");
+                let err = crypto_error(&ascending);
+                assert!(matches!(err, Error::Crypto { field: "display_name", .. }), "{err:?}");
+                assert!(!format!("{ascending} {ascending:?}").contains(CANARY));
+                let descending = enc_users::table
+                    .order(enc_users::id.desc())
+                    .load_decrypted::<User>(&mut *c)
+                    .expect_err("a moved value must not decrypt");
+                assert!(
+                    matches!(crypto_error(&descending), Error::Crypto { field: "email", .. }),
+                    "the first bad row in query order is reported: {descending:?}"
+                );
+                let records: Vec<<User as Model>::Record> = enc_users::table
+                    .select(<User as Model>::Record::as_select())
+                    .order(enc_users::id)
+                    .load(&mut *c)
+                    .expect("records");
+                let e = encrypted_diesel::decrypt_all::<User>(records).expect_err("moved value");
+                assert!(matches!(e, Error::Crypto { field: "display_name", .. }), "{e:?}");
+            });
+            // No keys in effect: a typed error before anything is read.
+            let e = enc_users::table
+                .load_decrypted::<User>(&mut *c)
+                .expect_err("no keyring");
+            assert!(matches!(crypto_error(&e), Error::NoKeyring), "{e:?}");
+        }
+
         #[test]
         fn debug_never_prints_encrypted_fields() {
             let mut u = user(2);
