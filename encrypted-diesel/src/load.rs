@@ -90,10 +90,8 @@ pub trait LoadDecrypted<Conn>: Sized {
     /// rows are read (see the [module documentation](self)). The query's select clause is
     /// replaced by the model's columns, as `M::as_select()` would choose them.
     ///
-    /// ```ignore
-    /// use encrypted_diesel::LoadDecrypted;
-    /// let users: Vec<User> = users::table.order(users::id).load_decrypted(&mut conn)?;
-    /// ```
+    /// `users::table.order(users::id).load_decrypted::<User>(&mut conn)?` (a complete example
+    /// is in the crate documentation, "Loading many rows").
     ///
     /// # Errors
     /// The query's error, or a row that does not decrypt, as `load` reports them (a

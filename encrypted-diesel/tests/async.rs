@@ -93,6 +93,29 @@ macro_rules! async_suite {
             .await;
         }
 
+        /// Many rows loaded as records through diesel-async, decrypted together by
+        /// `decrypt_all` with the keys of the task's scope: the same models, in order.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn decrypt_all_after_an_async_load() {
+            use encrypted_diesel::Model;
+            let mut c = conn().await;
+            encrypted_diesel::scope(keys(), async move {
+                let users: Vec<User> = (1..=600).map(user).collect();
+                for chunk in users.chunks(200) {
+                    insert_all(&mut c, chunk).await;
+                }
+                let records: Vec<<User as Model>::Record> = enc_users::table
+                    .select(<User as Model>::Record::as_select())
+                    .order(enc_users::id)
+                    .load(&mut c)
+                    .await
+                    .expect("records");
+                let all = encrypted_diesel::decrypt_all::<User>(records).expect("decrypt_all");
+                assert!(all == users, "decrypt_all differs from the inserted rows");
+            })
+            .await;
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn moved_ciphertext_and_missing_keyring_are_errors() {
             let mut c = conn().await;
