@@ -187,27 +187,39 @@ fn decrypt_batch<M: Model>(
 
 /// Batches waiting for a thread, in order; closed once the reader has queued the last one.
 struct Queue<R> {
-    state: Mutex<(VecDeque<(usize, Vec<R>)>, bool)>,
+    state: Mutex<Waiting<R>>,
     ready: Condvar,
+}
+
+/// The batches queued (with their index) and whether the reader is done.
+struct Waiting<R> {
+    batches: VecDeque<(usize, Vec<R>)>,
+    closed: bool,
 }
 
 impl<R> Queue<R> {
     fn new() -> Self {
         Self {
-            state: Mutex::new((VecDeque::new(), false)),
+            state: Mutex::new(Waiting {
+                batches: VecDeque::new(),
+                closed: false,
+            }),
             ready: Condvar::new(),
         }
     }
 
     fn push(&self, index: usize, batch: Vec<R>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.0.push_back((index, batch));
+        state.batches.push_back((index, batch));
         drop(state);
         self.ready.notify_one();
     }
 
     fn close(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
         self.ready.notify_all();
     }
 
@@ -215,10 +227,10 @@ impl<R> Queue<R> {
     fn pop(&self) -> Option<(usize, Vec<R>)> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if let Some(batch) = state.0.pop_front() {
+            if let Some(batch) = state.batches.pop_front() {
                 return Some(batch);
             }
-            if state.1 {
+            if state.closed {
                 return None;
             }
             state = self

@@ -35,6 +35,24 @@ const PREFIXES: [&[u8]; 4] = [
     b"k8s:enc:aesgcm:v1:other:",
 ];
 
+/// `decrypt_owned` (in place where it can) returns what `decrypt` returned: the same plaintext
+/// or the same error.
+fn agrees_in_place(
+    chain: &ResourceKeyring,
+    stored: &[u8],
+    result: &Result<encrypted_core::Decrypted, encrypted_core::Error>,
+) {
+    match (result, chain.decrypt_owned(stored.to_vec(), b"ctx")) {
+        (Ok(read), Ok(owned)) => assert_eq!(read.plaintext, owned),
+        (Err(e), Err(owned)) => assert_eq!(format!("{e:?}"), format!("{owned:?}")),
+        (read, owned) => panic!(
+            "decrypt and decrypt_owned disagree: {} / {}",
+            read.is_ok(),
+            owned.is_ok()
+        ),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let chain = &**CHAIN;
     let Some((&mode, rest)) = data.split_first() else {
@@ -56,7 +74,9 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 0
             };
-            match chain.decrypt(&stored, b"ctx") {
+            let result = chain.decrypt(&stored, b"ctx");
+            agrees_in_place(chain, &stored, &result);
+            match result {
                 Ok(read) if xor == 0 => {
                     assert_eq!(read.plaintext, plaintext);
                     assert!(
@@ -72,7 +92,9 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    if let Ok(read) = chain.decrypt(&stored, b"ctx") {
+    let result = chain.decrypt(&stored, b"ctx");
+    agrees_in_place(chain, &stored, &result);
+    if let Ok(read) = result {
         match read.key.provider {
             ProviderKind::Identity => {
                 assert!(!stored.starts_with(b"k8s:enc:"));
