@@ -10,7 +10,7 @@
 //! [`decrypt_all`] does the decryption part for records loaded some other way (diesel-async:
 //! `load::<<User as Model>::Record>` then `decrypt_all`).
 //!
-//! Small results (under one batch) are decrypted inline: no thread is started.
+//! Small results (under 512 rows) are decrypted inline: no thread is started.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -24,8 +24,11 @@ use encrypted_core::ResourceKeyring;
 
 use crate::Error;
 
-/// Rows handed to a thread at a time.
-const BATCH: usize = 256;
+/// Results smaller than this are decrypted inline, without starting a thread.
+const INLINE: usize = 512;
+/// Rows handed to a thread at a time: small, so decryption starts early and the threads finish
+/// together.
+const BATCH: usize = 64;
 
 /// Implemented by `#[derive(Encrypted)]`: a model, its stored record and how to decrypt it.
 pub trait Model: Sized {
@@ -60,21 +63,12 @@ where
 {
     let ring = ring::<M>()?;
     let helpers = helper_threads();
-    if helpers == 0 || records.len() <= BATCH {
+    if helpers == 0 || records.len() < INLINE {
         return decrypt_batch(records, &ring);
     }
     let queue = Queue::new();
     let total = records.len();
-    let mut records = records.into_iter();
-    let mut index = 0;
-    loop {
-        let batch: Vec<M::Record> = records.by_ref().take(BATCH).collect();
-        if batch.is_empty() {
-            break;
-        }
-        queue.push(index, batch);
-        index += 1;
-    }
+    queue.push_batches(0, records);
     queue.close();
     run::<M, std::convert::Infallible>(&queue, &ring, helpers, || Ok(()), total).map_err(
         |e| match e {
@@ -125,9 +119,9 @@ impl<Q, Conn> LoadDecrypted<Conn> for Q {
             .load_iter::<M::Record, DefaultLoadingMode>(conn)?
             // Fused: SQLite's iterator runs the statement again when called past its end.
             .fuse();
-        let first: Vec<M::Record> = rows.by_ref().take(BATCH).collect::<QueryResult<_>>()?;
+        let first: Vec<M::Record> = rows.by_ref().take(INLINE).collect::<QueryResult<_>>()?;
         let helpers = helper_threads();
-        if first.len() < BATCH || helpers == 0 {
+        if first.len() < INLINE || helpers == 0 {
             let mut models = decrypt_batch(first, &ring).map_err(failed)?;
             for row in rows {
                 models.push(M::decrypt(row?, &ring).map_err(failed)?);
@@ -135,9 +129,8 @@ impl<Q, Conn> LoadDecrypted<Conn> for Q {
             return Ok(models);
         }
         let queue = Queue::new();
-        queue.push(0, first);
+        let mut index = queue.push_batches(0, first);
         let read = || -> QueryResult<()> {
-            let mut index = 1;
             let mut batch = Vec::with_capacity(BATCH);
             let result = (|| {
                 for row in rows.by_ref() {
@@ -213,6 +206,19 @@ impl<R> Queue<R> {
         state.batches.push_back((index, batch));
         drop(state);
         self.ready.notify_one();
+    }
+
+    /// Queues `records` in batches numbered from `index`; returns the next number.
+    fn push_batches(&self, mut index: usize, records: Vec<R>) -> usize {
+        let mut records = records.into_iter();
+        loop {
+            let batch: Vec<R> = records.by_ref().take(BATCH).collect();
+            if batch.is_empty() {
+                return index;
+            }
+            self.push(index, batch);
+            index += 1;
+        }
     }
 
     fn close(&self) {
