@@ -67,7 +67,6 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
 
     // Sealing: model → record.
     let mut seal = Vec::new();
-    seal.push(quote!(let __row = #p::row(#model_name, #resource);));
     for (f, e, h) in hashed(m) {
         let field = f.ident;
         let col = &h.column;
@@ -127,8 +126,10 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         } else {
             quote_spanned!(inner.span()=> #p::plain::<#inner>(__v))
         };
-        let seal_one =
-            quote!(#p::seal(&__row, #plain, #aad_var, #base64, #model_name, #field_name));
+        let column = &f.column;
+        let binary_column =
+            quote!(<<#table::#column as #d::Expression>::SqlType as #p::ColumnKind>::BINARY);
+        let seal_one = quote!(#p::seal(__row, #plain, #aad_var, #base64, #binary_column, #model_name, #field_name));
         let hash_error = e.hash.as_ref().map(|_| {
             let err = format_ident!("__hash_error_{}", field.unraw());
             quote!(if let ::core::option::Option::Some(__e) = #err { #p::Encrypted::failed(__e) } else)
@@ -439,6 +440,10 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
             #[automatically_derived]
             impl #record {
                 fn __seal(__model: &#ident) -> Self {
+                    Self::__seal_with(__model, &#p::row(#model_name, #resource))
+                }
+
+                fn __seal_with(__model: &#ident, __row: &::core::result::Result<#p::Row, #p::Error>) -> Self {
                     #(#seal)*
                     Self { #(#seal_init),* }
                 }
@@ -471,6 +476,10 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
 
                 fn decrypt(__record: #record, __ring: &#p::ResourceKeyring) -> ::core::result::Result<Self, #p::Error> {
                     __record.__open(__ring)
+                }
+
+                fn encrypt(&self, __row: &::core::result::Result<#p::Row, #p::Error>) -> #record {
+                    #record::__seal_with(self, __row)
                 }
             }
 

@@ -1,4 +1,4 @@
-//! Loading many rows with the decryption spread over several threads.
+//! Loading and inserting many rows with the cryptography spread over several threads.
 //!
 //! `query.load::<User>(conn)` decrypts each row on the calling thread as Diesel builds it, so a
 //! large load costs the query plus every value's decryption, one after the other.
@@ -10,7 +10,11 @@
 //! [`decrypt_all`] does the decryption part for records loaded some other way (diesel-async:
 //! `load::<<User as Model>::Record>` then `decrypt_all`).
 //!
-//! Small results (under 512 rows) are decrypted inline: no thread is started.
+//! For writing, [`encrypt_chunks`] encrypts the next chunks of models on helper threads while the
+//! calling thread inserts the current one, and [`encrypt_all`] encrypts a slice of models into
+//! records (for diesel-async or any other use of the records).
+//!
+//! Fewer than 512 rows are handled inline: no thread is started.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -22,6 +26,7 @@ use diesel::query_dsl::methods::{LoadQuery, SelectDsl};
 use diesel::{QueryResult, RunQueryDsl, Selectable, SelectableHelper};
 use encrypted_core::ResourceKeyring;
 
+use crate::__private::Row;
 use crate::Error;
 
 /// Results smaller than this are decrypted inline, without starting a thread.
@@ -46,6 +51,11 @@ pub trait Model: Sized {
     /// [`Error::Crypto`] for a value the keyring cannot read (with the model and field named),
     /// [`Error::InvalidUtf8`], [`Error::Json`].
     fn decrypt(record: Self::Record, ring: &ResourceKeyring) -> Result<Self, Error>;
+
+    /// Encrypts the model into its record with `keys` (the keys in effect and the resource's
+    /// keyring, or why there are none). A value that cannot be encrypted is carried in the
+    /// record and reported when the record is bound, as when inserting the model itself.
+    fn encrypt(&self, keys: &Result<Row, Error>) -> Self::Record;
 }
 
 /// Decrypts loaded records into models, on several threads when there are many; order kept.
@@ -295,4 +305,204 @@ where
         models.extend(batch.map_err(RunError::Decrypt)?);
     }
     Ok(models)
+}
+
+/// The keys in effect on this thread and `M`'s keyring, or why there are none (carried into
+/// the records, as when a model is inserted directly).
+fn row_keys<M: Model>() -> Result<Row, Error> {
+    crate::__private::row(M::NAME, M::RESOURCE)
+}
+
+/// Encrypts models into their stored records, on several threads when there are many; order
+/// kept. Insert the records with `diesel::insert_into(table).values(&records)` (sync or
+/// diesel-async); a value that could not be encrypted fails that insert, naming the field.
+///
+/// The keys are those in effect on the calling thread, also on the helper threads.
+#[must_use]
+pub fn encrypt_all<M>(models: &[M]) -> Vec<M::Record>
+where
+    M: Model + Sync,
+    M::Record: Send,
+{
+    let keys = row_keys::<M>();
+    let helpers = helper_threads();
+    if helpers == 0 || models.len() < INLINE {
+        return models.iter().map(|m| m.encrypt(&keys)).collect();
+    }
+    let per_thread = models.len().div_ceil(helpers + 1);
+    std::thread::scope(|s| {
+        let mut parts = models.chunks(per_thread);
+        let mine = parts.next().unwrap_or_default();
+        let handles: Vec<_> = parts
+            .map(|part| {
+                let keys = &keys;
+                s.spawn(move || part.iter().map(|m| m.encrypt(keys)).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut records: Vec<M::Record> = mine.iter().map(|m| m.encrypt(&keys)).collect();
+        records.reserve(models.len() - records.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => records.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        records
+    })
+}
+
+/// Encrypts `models` in chunks of `chunk` and hands each chunk of records, in order, to `each`
+/// (typically a batch insert), encrypting the next chunks on helper threads while `each` runs.
+/// Stops at the first error of `each` and returns it; chunks after it are not handed over.
+///
+/// The keys are those in effect on the calling thread, also on the helper threads.
+///
+/// # Errors
+/// The first error `each` returns.
+///
+/// # Panics
+/// If `chunk` is 0.
+pub fn encrypt_chunks<M, E>(
+    models: &[M],
+    chunk: usize,
+    mut each: impl FnMut(&[M::Record]) -> Result<(), E>,
+) -> Result<(), E>
+where
+    M: Model + Sync,
+    M::Record: Send,
+{
+    assert!(chunk > 0, "encrypt_chunks needs a chunk size above 0");
+    let keys = row_keys::<M>();
+    let seal = |part: &[M]| part.iter().map(|m| m.encrypt(&keys)).collect::<Vec<_>>();
+    let helpers = helper_threads();
+    if helpers == 0 || models.len() < INLINE {
+        return models.chunks(chunk).try_for_each(|part| each(&seal(part)));
+    }
+    let chunks = models.len().div_ceil(chunk);
+    let part = |index: usize| &models[index * chunk..models.len().min((index + 1) * chunk)];
+    let line = Line::new(chunks, helpers + 2);
+    std::thread::scope(|s| {
+        for _ in 0..helpers {
+            s.spawn(|| {
+                while let Some(index) = line.claim_ahead() {
+                    line.done(index, seal(part(index)));
+                }
+            });
+        }
+        // Whatever happens below, let the helpers go.
+        let _stop = StopOnDrop(&line);
+        for index in 0..chunks {
+            // Take the chunk when it is ready; until then encrypt the next unclaimed one here
+            // rather than wait, so the threads share the work whatever its cost.
+            let records = loop {
+                match line.take_or_claim(index) {
+                    Next::Ready(records) => break records,
+                    Next::Claimed(claimed) => line.done(claimed, seal(part(claimed))),
+                }
+            };
+            each(&records)?;
+        }
+        Ok(())
+    })
+}
+
+/// Chunks of an `encrypt_chunks` run: claimed in order by whichever thread is free, at most
+/// `ahead` chunks beyond the one being inserted, and taken in order by the inserting thread.
+struct Line<R> {
+    state: Mutex<LineState<R>>,
+    changed: Condvar,
+    chunks: usize,
+    ahead: usize,
+}
+
+struct LineState<R> {
+    /// The next chunk nobody has claimed.
+    next: usize,
+    /// The chunk the inserting thread waits for.
+    taking: usize,
+    /// Encrypted chunks not yet taken, by index.
+    done: std::collections::BTreeMap<usize, Vec<R>>,
+    stopped: bool,
+}
+
+enum Next<R> {
+    Ready(Vec<R>),
+    Claimed(usize),
+}
+
+impl<R> Line<R> {
+    fn new(chunks: usize, ahead: usize) -> Self {
+        Self {
+            state: Mutex::new(LineState {
+                next: 0,
+                taking: 0,
+                done: std::collections::BTreeMap::new(),
+                stopped: false,
+            }),
+            changed: Condvar::new(),
+            chunks,
+            ahead,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LineState<R>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// For a helper: the next chunk to encrypt, waiting while it would be too far ahead;
+    /// `None` when there is none left or the run stopped.
+    fn claim_ahead(&self) -> Option<usize> {
+        let mut state = self.lock();
+        loop {
+            if state.stopped || state.next >= self.chunks {
+                return None;
+            }
+            if state.next < state.taking + self.ahead {
+                state.next += 1;
+                return Some(state.next - 1);
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn done(&self, index: usize, records: Vec<R>) {
+        self.lock().done.insert(index, records);
+        self.changed.notify_all();
+    }
+
+    /// For the inserting thread: chunk `index` if it is ready, else a chunk to encrypt itself
+    /// (`index` when nobody claimed it yet), else waits.
+    fn take_or_claim(&self, index: usize) -> Next<R> {
+        let mut state = self.lock();
+        state.taking = index;
+        loop {
+            if let Some(records) = state.done.remove(&index) {
+                drop(state);
+                // Room for the helpers to claim one more.
+                self.changed.notify_all();
+                return Next::Ready(records);
+            }
+            if state.next < self.chunks && state.next <= index + self.ahead {
+                state.next += 1;
+                return Next::Claimed(state.next - 1);
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Stops the helpers of a `Line` when the inserting thread is done or fails.
+struct StopOnDrop<'a, R>(&'a Line<R>);
+
+impl<R> Drop for StopOnDrop<'_, R> {
+    fn drop(&mut self) {
+        self.0.lock().stopped = true;
+        self.0.changed.notify_all();
+    }
 }

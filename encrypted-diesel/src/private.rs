@@ -132,13 +132,16 @@ pub fn row(model: &'static str, resource: &str) -> Result<Row, Error> {
     Ok((keys, ring))
 }
 
-/// Encrypts plaintext; failures are carried by the returned value.
+/// Encrypts plaintext; failures are carried by the returned value. A value bound for a text
+/// column (or forced to base64) is base64-encoded here too, so that work happens on the thread
+/// that encrypts (see `encrypt_chunks`) rather than when the value is bound.
 #[must_use]
 pub fn seal<P: AsRef<[u8]>>(
     row: &Result<Row, Error>,
     plain: Result<P, Error>,
     aad: &str,
     base64: bool,
+    binary_column: bool,
     model: &'static str,
     field: &'static str,
 ) -> Encrypted {
@@ -151,6 +154,7 @@ pub fn seal<P: AsRef<[u8]>>(
             })
     });
     match result {
+        Ok(stored) if base64 || !binary_column => Encrypted::sealed(stored, base64).with_text(),
         Ok(stored) => Encrypted::sealed(stored, base64),
         Err(e) => Encrypted::failed(e),
     }

@@ -82,6 +82,15 @@ impl Encrypted {
         }
     }
 
+    /// Computes the base64 text of a sealed value now rather than when it is bound.
+    #[must_use]
+    pub fn with_text(self) -> Self {
+        if let Repr::Sealed { bytes, text } = &self.repr {
+            text.get_or_init(|| encrypted_core::encode_base64(bytes).into());
+        }
+        self
+    }
+
     /// A value that could not be encrypted; binding it fails with `error`.
     #[must_use]
     pub fn failed(error: Error) -> Self {

@@ -93,16 +93,23 @@ macro_rules! async_suite {
             .await;
         }
 
-        /// Many rows loaded as records through diesel-async, decrypted together by
-        /// `decrypt_all` with the keys of the task's scope: the same models, in order.
+        /// Many models encrypted by `encrypt_all` and inserted through diesel-async, loaded as
+        /// records and decrypted together by `decrypt_all`, with the keys of the task's scope:
+        /// the same models, in order.
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn decrypt_all_after_an_async_load() {
+        async fn encrypt_all_and_decrypt_all_around_async_queries() {
             use encrypted_diesel::Model;
             let mut c = conn().await;
             encrypted_diesel::scope(keys(), async move {
                 let users: Vec<User> = (1..=600).map(user).collect();
-                for chunk in users.chunks(200) {
-                    insert_all(&mut c, chunk).await;
+                // Encrypted together on several threads, inserted through diesel-async.
+                let records: Vec<<User as Model>::Record> = encrypted_diesel::encrypt_all(&users);
+                for record in &records {
+                    diesel::insert_into(enc_users::table)
+                        .values(record)
+                        .execute(&mut c)
+                        .await
+                        .expect("insert");
                 }
                 let records: Vec<<User as Model>::Record> = enc_users::table
                     .select(<User as Model>::Record::as_select())
