@@ -91,11 +91,11 @@ where
 /// `load_decrypted` for every Diesel query that can load a model's records.
 pub trait LoadDecrypted<Conn>: Sized {
     /// Loads the rows of `M` that the query selects, decrypting on several threads while the
-    /// rows are read (see the [module documentation](self)). The query's select clause is
-    /// replaced by the model's columns, as `M::as_select()` would choose them.
+    /// rows are read. The query's select clause is replaced by the model's columns, as
+    /// `M::as_select()` would choose them.
     ///
-    /// `users::table.order(users::id).load_decrypted::<User>(&mut conn)?` (a complete example
-    /// is in the crate documentation, "Loading many rows").
+    /// `users::table.order(users::id).load_decrypted::<User>(&mut conn)?`; a complete example
+    /// is in the crate documentation, "Loading many rows".
     ///
     /// # Errors
     /// The query's error, or a row that does not decrypt, as `load` reports them (a
