@@ -173,12 +173,16 @@ fn ring<M: Model>() -> Result<std::sync::Arc<ResourceKeyring>, Error> {
     crate::keys::current()?.resource(M::NAME, M::RESOURCE)
 }
 
-/// Threads to start beside the caller's: one per further core, at most three.
+/// Threads to start beside the caller's: one per further core, at most three. Asked once:
+/// `available_parallelism` reads the affinity mask and cgroup quota files on Linux.
 fn helper_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .saturating_sub(1)
-        .min(3)
+    static HELPERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *HELPERS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .saturating_sub(1)
+            .min(3)
+    })
 }
 
 fn decrypt_batch<M: Model>(
