@@ -95,7 +95,7 @@ pub trait LoadDecrypted<Conn>: Sized {
     /// `M::as_select()` would choose them.
     ///
     /// `users::table.order(users::id).load_decrypted::<User>(&mut conn)?`; a complete example
-    /// is in the crate documentation, "Loading many rows".
+    /// is in the crate documentation, "Many rows: loading and inserting".
     ///
     /// # Errors
     /// The query's error, or a row that does not decrypt, as `load` reports them (a
