@@ -437,7 +437,7 @@ macro_rules! suite {
             encrypted_diesel::with_keyring(keys(), || {
                 let users: Vec<User> = (1..=1_000).map(user).collect();
                 let mut seen = Vec::new();
-                // Chunks of 300 are encrypted in pieces by several threads and put together.
+                // Chunks of 300 and a short last one, encrypted ahead by the helpers.
                 encrypted_diesel::encrypt_chunks(&users, 300, |records| {
                     seen.push(records.len());
                     diesel::insert_into(enc_users::table).values(records).execute(&mut *c).map(drop)
