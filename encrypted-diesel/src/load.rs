@@ -77,15 +77,12 @@ where
         return decrypt_batch(records, &ring);
     }
     let queue = Queue::new();
-    let total = records.len();
     queue.push_batches(0, records);
     queue.close();
-    run::<M, std::convert::Infallible>(&queue, &ring, helpers, || Ok(()), total).map_err(
-        |e| match e {
-            RunError::Decrypt(e) => e,
-            RunError::Query(never) => match never {},
-        },
-    )
+    run::<M, std::convert::Infallible>(&queue, &ring, helpers, || Ok(())).map_err(|e| match e {
+        RunError::Decrypt(e) => e,
+        RunError::Query(never) => match never {},
+    })
 }
 
 /// `load_decrypted` for every Diesel query that can load a model's records.
@@ -100,18 +97,6 @@ pub trait LoadDecrypted<Conn>: Sized {
     /// # Errors
     /// The query's error, or a row that does not decrypt, as `load` reports them (a
     /// `DeserializationError` holding the [`Error`]).
-    fn load_decrypted<'query, M>(self, conn: &mut Conn) -> QueryResult<Vec<M>>
-    where
-        Conn: LoadConnection<DefaultLoadingMode>,
-        M: Model + Send,
-        M::Record: Selectable<Conn::Backend> + Send,
-        <M::Record as Selectable<Conn::Backend>>::SelectExpression: QueryId,
-        Self: SelectDsl<AsSelect<M::Record, Conn::Backend>>,
-        Select<Self, AsSelect<M::Record, Conn::Backend>>:
-            LoadQuery<'query, Conn, M::Record, DefaultLoadingMode> + RunQueryDsl<Conn> + 'query;
-}
-
-impl<Q, Conn> LoadDecrypted<Conn> for Q {
     fn load_decrypted<'query, M>(self, conn: &mut Conn) -> QueryResult<Vec<M>>
     where
         Conn: LoadConnection<DefaultLoadingMode>,
@@ -161,16 +146,18 @@ impl<Q, Conn> LoadDecrypted<Conn> for Q {
             queue.close();
             result
         };
-        run(&queue, &ring, helpers, read, 0).map_err(|e| match e {
+        run(&queue, &ring, helpers, read).map_err(|e| match e {
             RunError::Query(e) => e,
             RunError::Decrypt(e) => failed(e),
         })
     }
 }
 
+impl<Q, Conn> LoadDecrypted<Conn> for Q {}
+
 /// The keyring of `M`'s resource, with the keys in effect on this thread.
 fn ring<M: Model>() -> Result<std::sync::Arc<ResourceKeyring>, Error> {
-    crate::keys::current()?.resource(M::NAME, M::RESOURCE)
+    row_keys::<M>().map(|(_, ring)| ring)
 }
 
 /// Threads to start beside the caller's: one per further core, at most three. Asked once:
@@ -215,10 +202,12 @@ impl<R> Queue<R> {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting<R>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn push(&self, index: usize, batch: Vec<R>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.batches.push_back((index, batch));
-        drop(state);
+        self.lock().batches.push_back((index, batch));
         self.ready.notify_one();
     }
 
@@ -236,16 +225,13 @@ impl<R> Queue<R> {
     }
 
     fn close(&self) {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .closed = true;
+        self.lock().closed = true;
         self.ready.notify_all();
     }
 
     /// The next batch; waits while the queue is open and empty; `None` once closed and empty.
     fn pop(&self) -> Option<(usize, Vec<R>)> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         loop {
             if let Some(batch) = state.batches.pop_front() {
                 return Some(batch);
@@ -276,7 +262,6 @@ fn run<M, Q>(
     ring: &ResourceKeyring,
     helpers: usize,
     read: impl FnOnce() -> Result<(), Q>,
-    capacity: usize,
 ) -> Result<Vec<M>, RunError<Q>>
 where
     M: Model + Send,
@@ -304,7 +289,11 @@ where
     });
     read.map_err(RunError::Query)?;
     done.sort_unstable_by_key(|(index, _)| *index);
-    let mut models = Vec::with_capacity(capacity.max(done.len() * BATCH));
+    let rows = done
+        .iter()
+        .map(|(_, batch)| batch.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut models = Vec::with_capacity(rows);
     for (_, batch) in done {
         models.extend(batch.map_err(RunError::Decrypt)?);
     }
