@@ -86,7 +86,7 @@ impl Encrypted {
     #[must_use]
     pub fn with_text(self) -> Self {
         if let Repr::Sealed { bytes, text } = &self.repr {
-            text.get_or_init(|| encrypted_core::encode_base64(bytes).into());
+            cached_base64(bytes, text);
         }
         self
     }
@@ -145,7 +145,7 @@ impl Encrypted {
     pub fn raw(&self) -> Cow<'_, [u8]> {
         match &self.repr {
             Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => Cow::Borrowed(bytes),
-            Repr::Decoded { .. } => Cow::Borrowed(self.decoded_text().as_bytes()),
+            Repr::Decoded { bytes, text } => Cow::Borrowed(cached_base64(bytes, text).as_bytes()),
             Repr::Undecodable(undecodable) => Cow::Borrowed(&undecodable.0),
             Repr::Failed(_) => Cow::Borrowed(&[]),
         }
@@ -165,17 +165,6 @@ impl Encrypted {
         }
     }
 
-    /// The text a `Decoded` value was read from: standard padded base64 is canonical (the
-    /// decoder refuses any other spelling), so encoding the bytes again gives it back exactly.
-    fn decoded_text(&self) -> &str {
-        match &self.repr {
-            Repr::Decoded { bytes, text } => {
-                text.get_or_init(|| encrypted_core::encode_base64(bytes).into())
-            }
-            _ => "",
-        }
-    }
-
     /// A value read from a text column: base64-decoded now, from the database's buffer.
     fn from_text(text: &[u8]) -> Self {
         let repr = match encrypted_core::decode_base64_bytes(text) {
@@ -190,10 +179,9 @@ impl Encrypted {
 
     fn text(&self) -> Result<&str, Error> {
         match &self.repr {
-            Repr::Sealed { bytes, text } => {
-                Ok(text.get_or_init(|| encrypted_core::encode_base64(bytes).into()))
+            Repr::Sealed { bytes, text } | Repr::Decoded { bytes, text } => {
+                Ok(cached_base64(bytes, text))
             }
-            Repr::Decoded { .. } => Ok(self.decoded_text()),
             Repr::Undecodable(undecodable) => std::str::from_utf8(&undecodable.0)
                 .map_err(|_| Error::Storage("a value read as text is not UTF-8".into())),
             Repr::Binary(_) => Err(Error::Storage(
@@ -210,6 +198,13 @@ impl Encrypted {
             _ => self.text().map(str::as_bytes),
         }
     }
+}
+
+/// The base64 text of `bytes`, computed once. For a value read from a text column this is the
+/// text as read: standard padded base64 is canonical (the decoder refuses any other spelling),
+/// so encoding the bytes again gives it back exactly.
+fn cached_base64<'a>(bytes: &[u8], text: &'a OnceLock<Box<str>>) -> &'a str {
+    text.get_or_init(|| encrypted_core::encode_base64(bytes).into())
 }
 
 impl<DB> ToSql<Text, DB> for Encrypted
