@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use diesel::prelude::*;
 use encrypted_core::{EncryptionConfiguration, Keyring};
+use encrypted_diesel::rotate::Options;
 use encrypted_diesel::{Keys, with_keyring};
 use obot_store::db::Db;
 use obot_store::models::User;
 use obot_store::schema::users;
-use obot_store::tables::{self, RewrapOptions};
 
 const K1: &str = "c2VjcmV0IGlzIHNlY3VyZSwgSSB0aGluayBzbyEhISE=";
 const K2: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
@@ -65,7 +65,7 @@ fn main() {
                 .expect("seed");
         }
     });
-    let batch = 1000;
+    let batch = 1000usize;
     #[allow(clippy::cast_precision_loss, reason = "rates")]
     let rate = |secs: f64| n as f64 / secs;
 
@@ -81,48 +81,33 @@ fn main() {
                      icon_url = icon_url, original_email = original_email, \
                      original_username = original_username, encrypted = TRUE \
                      WHERE id > {lo} AND id <= {}",
-                    lo + batch
+                    lo + batch as i64
                 ))
                 .execute(c)
             })
             .expect("plain update");
-            lo += batch;
+            lo += batch as i64;
         }
     }
     let plain = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
     let summary = with_keyring(keys(&[("k2", K2), ("k1", K1)]), || {
-        tables::rewrap_table::<User>(
-            &mut db,
-            RewrapOptions {
-                batch,
-                dry_run: false,
-                jobs: 1,
-            },
-            &|_| {},
-        )
-        .expect("rewrap")
+        let Db::Pg(c) = &mut db else { unreachable!() };
+        let opts = Options::default().batch_size(batch).jobs(1);
+        encrypted_diesel::rotate::rewrap::<User, _>(c, &opts).expect("rewrap")
     });
     let rewrap = started.elapsed().as_secs_f64();
     assert_eq!(summary.rewrapped, u64::try_from(n).expect("positive"));
 
     // The same again with two connections (the CLI's default), back to k1.
-    let connect =
-        || -> Result<PgConnection, obot_store::db::DbError> { Ok(PgConnection::establish(&url)?) };
+    let connect = || PgConnection::establish(&url);
     let started = Instant::now();
     let summary = with_keyring(keys(&[("k1", K1), ("k2", K2)]), || {
-        tables::rewrap_table_jobs::<User>(
-            &mut db,
-            Some(&connect),
-            RewrapOptions {
-                batch,
-                dry_run: false,
-                jobs: 2,
-            },
-            &|_| {},
-        )
-        .expect("rewrap with two connections")
+        let Db::Pg(c) = &mut db else { unreachable!() };
+        let opts = Options::default().batch_size(batch).jobs(2);
+        encrypted_diesel::rotate::rewrap_parallel::<User, _>(c, &connect, &opts)
+            .expect("rewrap with two connections")
     });
     let rewrap2 = started.elapsed().as_secs_f64();
     assert_eq!(summary.rewrapped, u64::try_from(n).expect("positive"));

@@ -5,10 +5,11 @@
 use diesel::prelude::*;
 use encrypted_core::config::OBOT_RESOURCES;
 use encrypted_core::{EncryptionConfiguration, Keyring};
+use encrypted_diesel::rotate::Options;
 use encrypted_diesel::{Keys, with_keyring};
 use obot_store::db::Db;
+use obot_store::rotation;
 use obot_store::schema::users;
-use obot_store::tables::{self, RewrapOptions};
 
 const KEY1: &str = "c2VjcmV0IGlzIHNlY3VyZSwgSSB0aGluayBzbyEhISE=";
 const KEY2: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
@@ -51,18 +52,18 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     with_keyring(
         rotated,
         || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            let before = &tables::status(&mut db)?[0];
+            let before = &rotation::status(&mut db)?[0];
             println!(
                 "before: {} stale of {} users ({:?})",
                 before.stale, before.rows, before.by_key
             );
-            let opts = RewrapOptions::default();
-            let done = &tables::rewrap(&mut db, opts, &|_| {})?[0];
+            let opts = Options::default().jobs(1);
+            let done = &rotation::rewrap(&mut db, "", &opts)?[0];
             println!(
                 "rewrap: {} of {} re-encrypted",
                 done.rewrapped, done.scanned
             );
-            let after = &tables::status(&mut db)?[0];
+            let after = &rotation::status(&mut db)?[0];
             println!(
                 "after: {} current, {} stale ({:?})",
                 after.current, after.stale, after.by_key
@@ -74,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
     // key1 can now be removed: everything reads with key2 alone.
     with_keyring(keys(&[("key2", KEY2)])?, || {
-        let s = &tables::status(&mut db)?[0];
+        let s = &rotation::status(&mut db)?[0];
         assert_eq!((s.current, s.undecryptable), (s.rows, 0));
         println!("key1 removed: all {} users read with key2", s.rows);
         Ok(())

@@ -2,7 +2,7 @@
 //!
 //! [`models`] holds one Diesel model per Obot resource, [`schema`] the tables as
 //! `diesel print-schema` prints them, [`db`] connections and the embedded migrations, and
-//! [`tables`] the table-wide `status` and `rewrap` operations. The CLI (`obot-store`) runs them
+//! [`rotation`] the list of models `status`, `rewrap` and `verify` walk (the engine is `encrypted_diesel::rotate`). The CLI (`obot-store`) runs them
 //! for operators. See the repository README for the commands.
 
 #![forbid(unsafe_code)]
@@ -10,6 +10,6 @@
 pub mod cli;
 pub mod db;
 pub mod models;
+pub mod rotation;
 pub mod sample;
 pub mod schema;
-pub mod tables;

@@ -14,17 +14,18 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use diesel::prelude::*;
 use encrypted_core::{EncryptionConfiguration, Keyring};
+use encrypted_diesel::rotate::Options;
 use encrypted_diesel::{Keys, with_keyring};
 use obot_store::db::Db;
 use obot_store::models::{
     Credential, Identity, McpAuditLog, McpOAuthToken, RunState, SessionCookie, User,
 };
 use obot_store::on_db;
+use obot_store::rotation;
 use obot_store::sample::{Records, populate, records};
 use obot_store::schema::{
     credentials, identities, mcp_audit_logs, mcp_oauth_tokens, run_states, session_cookies, users,
 };
-use obot_store::tables::{self, RewrapOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_obot-store");
 const K1: &str = "c2VjcmV0IGlzIHNlY3VyZSwgSSB0aGluayBzbyEhISE=";
@@ -288,7 +289,7 @@ fn seed_mix(db: &mut Db) {
 fn check_status_mix(db: &mut Db) {
     let new = keys(&[("k2", K2), ("k1", K1)]);
     with_keyring(new.clone(), || {
-        let report = tables::status(db).expect("status");
+        let report = rotation::status(db).expect("status");
         let u = &report[0];
         assert_eq!(u.table, "users");
         assert_eq!(
@@ -309,33 +310,25 @@ fn check_status_mix(db: &mut Db) {
         );
         assert!(report[1..].iter().all(|t| t.rows == 0));
 
-        let opts = RewrapOptions {
-            batch: 3,
-            dry_run: true,
-            jobs: 1,
-        };
-        let dry = tables::rewrap(db, opts, &|_| {}).expect("dry run");
+        let opts = Options::default().batch_size(3).dry_run(true).jobs(1);
+        let dry = rotation::rewrap(db, "", &opts).expect("dry run");
         assert_eq!(
             (dry[0].scanned, dry[0].rewrapped, dry[0].undecryptable),
             (8, 4, 1)
         );
         assert_eq!(
-            tables::status(db).expect("status")[0].stale,
+            rotation::status(db).expect("status")[0].stale,
             2,
             "dry run changed nothing"
         );
 
-        let opts = RewrapOptions {
-            batch: 3,
-            dry_run: false,
-            jobs: 1,
-        };
-        let done = tables::rewrap(db, opts, &|_| {}).expect("rewrap");
+        let opts = Options::default().batch_size(3).dry_run(false).jobs(1);
+        let done = rotation::rewrap(db, "", &opts).expect("rewrap");
         assert_eq!(
             (done[0].rewrapped, done[0].conflicts, done[0].undecryptable),
             (4, 0, 1)
         );
-        let u = &tables::status(db).expect("status")[0];
+        let u = &rotation::status(db).expect("status")[0];
         assert_eq!(
             (u.rows, u.current, u.stale, u.plaintext, u.undecryptable),
             (8, 7, 0, 0, 1)
@@ -500,7 +493,8 @@ fn rewrap_100k_rows_killed_and_resumed_under_concurrent_updates_on_postgres() {
     };
     rewrap(Some(N / 5));
     let partial = with_keyring(new.clone(), || {
-        tables::status_table::<User>(&mut db, 5000).expect("status")
+        let Db::Pg(c) = &mut db else { unreachable!() };
+        encrypted_diesel::rotate::status::<User, _>(c).expect("status")
     });
     eprintln!("after the kill: {partial:?}");
     assert!(
@@ -515,7 +509,8 @@ fn rewrap_100k_rows_killed_and_resumed_under_concurrent_updates_on_postgres() {
     assert!(!updated.is_empty());
 
     with_keyring(new, || {
-        let s = tables::status_table::<User>(&mut db, 5000).expect("status");
+        let Db::Pg(c) = &mut db else { unreachable!() };
+        let s = encrypted_diesel::rotate::status::<User, _>(c).expect("status");
         assert_eq!(
             (s.rows, s.current, s.stale, s.plaintext, s.undecryptable),
             (N as u64, N as u64, 0, 0, 0),

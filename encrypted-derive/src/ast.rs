@@ -11,9 +11,14 @@ pub(crate) struct Model<'a> {
     pub(crate) vis: &'a Visibility,
     pub(crate) table: Path,
     pub(crate) resource: LitStr,
+    pub(crate) fallback_resource: Option<LitStr>,
     pub(crate) aad: Vec<Segment>,
     pub(crate) flag: Option<Ident>,
+    /// `primary_key(...)` as written, if any.
     pub(crate) primary_key: Option<Vec<Ident>>,
+    /// The key columns as the table has them: `primary_key(...)`, else `id`.
+    pub(crate) key: Vec<Ident>,
+    pub(crate) rows: Option<(Ident, LitStr)>,
     pub(crate) fields: Vec<Field<'a>>,
 }
 
@@ -33,6 +38,10 @@ pub(crate) struct Encrypt<'a> {
     pub(crate) nullable: bool,
     pub(crate) json: bool,
     pub(crate) base64: bool,
+    pub(crate) skip_empty: bool,
+    pub(crate) wrap: Option<LitStr>,
+    /// Each element of a list encrypted on its own (a JSON array column).
+    pub(crate) each: bool,
     pub(crate) hash: Option<Hash>,
 }
 
@@ -40,6 +49,8 @@ pub(crate) struct Hash {
     pub(crate) column: Ident,
     pub(crate) hmac: bool,
     pub(crate) normalize: Normalize,
+    /// An empty value leaves the hash column `''` (Obot's `hashed_email`).
+    pub(crate) blank_if_empty: bool,
 }
 
 /// A piece of the AAD template.
@@ -49,6 +60,8 @@ pub(crate) enum Segment {
     Column,
     /// A hash column or a non-encrypted field.
     Value(Ident),
+    /// A key field: must be assigned (not 0, not `None`) when a value is sealed.
+    Key(Ident),
 }
 
 /// The `column_name` of a field's `#[diesel(...)]` attributes, if any (an identifier or a string
@@ -117,6 +130,11 @@ impl<'a> Model<'a> {
                         (fa.hash.as_ref().map(|h| h.0), "hash"),
                         (fa.hmac, "hmac"),
                         (fa.json, "json"),
+                        (fa.base64, "base64"),
+                        (fa.skip_empty, "skip_empty"),
+                        (fa.wrap.as_ref().map(|w| w.0), "wrap"),
+                        (fa.each, "each"),
+                        (fa.hash_empty_blank, "hash_empty"),
                     ] {
                         if let Some(span) = span {
                             errors.error(span, format!("`{what}` needs `#[encrypt(...)]`"));
@@ -144,15 +162,57 @@ impl<'a> Model<'a> {
                     if let (Some(span), Some(_)) = (fa.json, &fa.hash) {
                         errors.error(span, "a `json` field cannot have a hash column");
                     }
+                    if let (None, Some(span)) = (&fa.hash, fa.hash_empty_blank) {
+                        errors.error(
+                            span,
+                            "`hash_empty` needs a hash column: \
+                             `#[encrypt(hash = column, hash_empty = blank)]`",
+                        );
+                    }
+                    if let Some(span) = fa.each {
+                        for (other, what) in [
+                            (fa.json, "json"),
+                            (fa.base64, "base64"),
+                            (fa.wrap.as_ref().map(|w| w.0), "wrap"),
+                            (fa.hash.as_ref().map(|h| h.0), "hash"),
+                        ] {
+                            if other.is_some() {
+                                errors.error(
+                                    span,
+                                    format!(
+                                        "`each` (a JSON array whose elements are encrypted one by \
+                                         one) cannot be combined with `{what}`"
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    if let (Some((span, _)), Some(_)) = (&fa.wrap, fa.base64) {
+                        errors.error(
+                            *span,
+                            "`wrap` stores a JSON object in a text column; it cannot be combined \
+                             with `base64`",
+                        );
+                    }
+                    let wrap = fa.wrap.map(|(_, w)| w);
+                    if let Some(w) = &wrap
+                        && w.value().is_empty()
+                    {
+                        errors.error(w.span(), "`wrap` needs a non-empty JSON key");
+                    }
                     Some(Encrypt {
                         inner,
                         nullable,
                         json: fa.json.is_some(),
                         base64: fa.base64.is_some(),
+                        skip_empty: fa.skip_empty.is_some(),
+                        wrap,
+                        each: fa.each.is_some(),
                         hash: fa.hash.map(|(_, column)| Hash {
                             column,
                             hmac: fa.hmac.is_some(),
                             normalize: fa.normalize.map_or(Normalize::None, |(_, n)| n),
+                            blank_if_empty: fa.hash_empty_blank.is_some(),
                         }),
                     })
                 }
@@ -196,10 +256,24 @@ impl<'a> Model<'a> {
                 format!("flag column `{flag}` is already a field or hash column"),
             );
         }
+        let key = attrs
+            .primary_key
+            .clone()
+            .unwrap_or_else(|| vec![Ident::new("id", Span::call_site())]);
         let aad = match &attrs.aad {
-            Some(lit) => parse_template(lit, &fields, &mut errors),
+            Some(lit) => parse_template(lit, &fields, &key, &mut errors),
             None => Vec::new(),
         };
+        if let Some((column, _)) = &attrs.rows
+            && fields
+                .iter()
+                .any(|f| f.encrypt.is_some() && f.column == *column)
+        {
+            errors.error(
+                column.span(),
+                format!("`rows({column} = ...)` names an encrypted field; use a plain column"),
+            );
+        }
         let resource = attrs.resource.clone();
         if attrs.table.is_none() || resource.is_none() {
             errors.error(
@@ -232,9 +306,12 @@ impl<'a> Model<'a> {
             vis: &input.vis,
             table,
             resource,
+            fallback_resource: attrs.fallback_resource,
             aad,
             flag: attrs.flag,
             primary_key: attrs.primary_key,
+            key,
+            rows: attrs.rows,
             fields,
         })
     }
@@ -255,7 +332,12 @@ fn option_inner(ty: &Type) -> (&Type, bool) {
     (ty, false)
 }
 
-fn parse_template(lit: &LitStr, fields: &[Field<'_>], errors: &mut Errors) -> Vec<Segment> {
+fn parse_template(
+    lit: &LitStr,
+    fields: &[Field<'_>],
+    key: &[Ident],
+    errors: &mut Errors,
+) -> Vec<Segment> {
     let text = lit.value();
     let mut out = Vec::new();
     let mut literal = String::new();
@@ -274,17 +356,34 @@ fn parse_template(lit: &LitStr, fields: &[Field<'_>], errors: &mut Errors) -> Ve
         }
         names.join(", ")
     };
+    // Where a placeholder sits: its span on compilers that can point inside a literal, else the
+    // literal's, and its character range for the message either way.
+    let offset = |rest: &str, at: usize| text.len() - rest.len() + at;
+    let place = |start: usize, end: usize| {
+        // +1: the literal's token starts with its opening quote.
+        let span = lit
+            .token()
+            .subspan(start + 1..end + 1)
+            .unwrap_or_else(|| lit.span());
+        (
+            span,
+            format!(" (characters {start}..{end} of the aad template)"),
+        )
+    };
     while let Some(start) = rest.find('{') {
         literal.push_str(&rest[..start]);
+        let begin = offset(rest, start);
         let after = &rest[start + 1..];
         let Some(end) = after.find('}') else {
+            let (span, at) = place(begin, text.len());
             errors.error(
-                lit.span(),
-                "unclosed `{` in aad template; expected `{name}`",
+                span,
+                format!("unclosed `{{` in aad template; expected `{{name}}`{at}"),
             );
             return out;
         };
         let name = &after[..end];
+        let (span, at) = place(begin, begin + end + 2);
         rest = &after[end + 1..];
         let segment = match name {
             "resource" => {
@@ -305,25 +404,29 @@ fn parse_template(lit: &LitStr, fields: &[Field<'_>], errors: &mut Errors) -> Ve
                     .find(|f| f.encrypt.is_none() && f.ident == name)
                     .map(|f| f.ident.clone());
                 if let Some(ident) = hash.or(plain) {
-                    Some(Segment::Value(ident))
+                    if key.contains(&ident) {
+                        Some(Segment::Key(ident))
+                    } else {
+                        Some(Segment::Value(ident))
+                    }
                 } else if fields
                     .iter()
                     .any(|f| f.encrypt.is_some() && f.ident == name)
                 {
                     errors.error(
-                        lit.span(),
+                        span,
                         format!(
-                            "aad placeholder `{{{name}}}` names an encrypted field; use its hash \
-                             column or a plain field: {}",
+                            "aad placeholder `{{{name}}}` names an encrypted field{at}; use its \
+                             hash column or a plain field: {}",
                             known()
                         ),
                     );
                     None
                 } else {
                     errors.error(
-                        lit.span(),
+                        span,
                         format!(
-                            "unknown placeholder `{{{name}}}` in aad; expected one of {}",
+                            "unknown placeholder `{{{name}}}` in aad{at}; expected one of {}",
                             known()
                         ),
                     );

@@ -1,9 +1,14 @@
 //! Code generation for a validated [`Model`].
 //!
 //! The model gets a hidden record type carrying Diesel's own derives (`Queryable`, `Selectable`,
-//! `Insertable`, `AsChangeset`) whose encrypted fields are `Encrypted` values and which has the
+//! `Insertable`, `AsChangeset`) whose encrypted fields hold stored values and which has the
 //! hash and flag columns; the model's Diesel impls delegate to it, sealing on the way in and
-//! opening on the way out.
+//! opening on the way out. Each encrypted field is described by a `Spec` constant and each hash
+//! column by a `HashSpec`: the rules live in `encrypted_diesel::__private`, the generated code
+//! only lists fields. For the rotation engine the derive also implements `Rotate` (what the
+//! engine reads of a record), a changeset type writing the encrypted columns back, and
+//! `Table<Connection>` for every backend (kept or dropped by `encrypted-diesel`'s features
+//! through its `__if_*!` macros).
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -11,128 +16,505 @@ use syn::Ident;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
-use crate::ast::{Encrypt, Field, Model, Segment};
+use crate::ast::{Encrypt, Field, Hash, Model, Segment};
 use crate::attr::Normalize;
 
-pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
-    let p = quote!(::encrypted_diesel::__private);
-    let d = quote!(::encrypted_diesel::__private::diesel);
-    let ident = m.ident;
-    let vis = m.vis;
-    let model_name = ident.unraw().to_string();
-    let resource = &m.resource;
-    let table = &m.table;
-    let record = Ident::new("__EncryptedRecord", Span::call_site());
+/// Paths and names shared by the generators.
+struct Ctx<'m, 'a> {
+    m: &'m Model<'a>,
+    p: TokenStream,
+    d: TokenStream,
+    model_name: String,
+    record: Ident,
+    rewrite: Ident,
+}
 
-    // The record's fields.
-    let mut record_fields = Vec::new();
-    let mut record_names = Vec::new();
+impl Ctx<'_, '_> {
+    /// `<table::column as Expression>::SqlType`.
+    fn sql_type(&self, column: &Ident) -> TokenStream {
+        let (d, table) = (&self.d, &self.m.table);
+        quote!(<#table::#column as #d::Expression>::SqlType)
+    }
+
+    /// The type alias of an encrypted field's stored value.
+    fn slot_alias(f: &Field<'_>) -> Ident {
+        format_ident!("__Slot_{}", f.ident.unraw())
+    }
+
+    fn spec_const(f: &Field<'_>) -> Ident {
+        format_ident!("__SPEC_{}", f.ident.unraw())
+    }
+
+    fn hash_const(f: &Field<'_>) -> Ident {
+        format_ident!("__HASH_{}", f.ident.unraw())
+    }
+}
+
+pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
+    let cx = Ctx {
+        m,
+        p: quote!(::encrypted_diesel::__private),
+        d: quote!(::encrypted_diesel::__private::diesel),
+        model_name: m.ident.unraw().to_string(),
+        record: Ident::new("__EncryptedRecord", Span::call_site()),
+        rewrite: Ident::new("__EncryptedRewrite", Span::call_site()),
+    };
+    let ident = m.ident;
+    let debug = debug_impl(&cx);
+    let helpers = helpers(&cx);
+    let checks = column_checks(&cx);
+    let record = record_struct(&cx);
+    let consts = spec_consts(&cx);
+    let seal_open = seal_open(&cx);
+    let diesel_impls = diesel_impls(&cx);
+    let rotate = rotate_impl(&cx);
+    let backends = backend_impls(&cx);
+    quote! {
+        #debug
+
+        #[automatically_derived]
+        impl #ident {
+            #(#helpers)*
+        }
+
+        const _: () = {
+            // Checked before the record's impls, so this error comes first.
+            #(#checks)*
+            #record
+            #consts
+            #seal_open
+            #diesel_impls
+            #rotate
+            #backends
+        };
+    }
+}
+
+fn encrypted<'m, 'a>(m: &'m Model<'a>) -> impl Iterator<Item = (&'m Field<'a>, &'m Encrypt<'a>)> {
+    m.fields
+        .iter()
+        .filter_map(|f| f.encrypt.as_ref().map(|e| (f, e)))
+}
+
+fn hashed<'m, 'a>(
+    m: &'m Model<'a>,
+) -> impl Iterator<Item = (&'m Field<'a>, &'m Encrypt<'a>, &'m Hash)> {
+    encrypted(m).filter_map(|(f, e)| e.hash.as_ref().map(|h| (f, e, h)))
+}
+
+fn normalize(n: Normalize) -> TokenStream {
+    let variant = match n {
+        Normalize::None => quote!(None),
+        Normalize::Lowercase => quote!(Lowercase),
+        Normalize::Trim => quote!(Trim),
+        Normalize::LowercaseTrim => quote!(LowercaseTrim),
+    };
+    quote!(::encrypted_diesel::__private::Normalize::#variant)
+}
+
+fn debug_impl(cx: &Ctx<'_, '_>) -> TokenStream {
+    let ident = cx.m.ident;
+    let model_name = &cx.model_name;
+    let fields = cx.m.fields.iter().map(|f| {
+        let field = f.ident;
+        let name = field.unraw().to_string();
+        if f.encrypt.is_some() {
+            quote!(.field(#name, &::core::format_args!("[REDACTED]")))
+        } else {
+            quote!(.field(#name, &self.#field))
+        }
+    });
+    quote! {
+        #[automatically_derived]
+        impl ::core::fmt::Debug for #ident {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(#model_name) #(#fields)* .finish()
+            }
+        }
+    }
+}
+
+/// A `HashSpec` literal for a hashed field.
+fn hash_spec(cx: &Ctx<'_, '_>, f: &Field<'_>, h: &Hash) -> TokenStream {
+    let p = &cx.p;
+    let model_name = &cx.model_name;
+    let field_name = f.ident.unraw().to_string();
+    let column = h.column.unraw().to_string();
+    let resource = &cx.m.resource;
+    let hmac = h.hmac;
+    let norm = normalize(h.normalize);
+    let blank = h.blank_if_empty;
+    quote! {
+        #p::HashSpec {
+            model: #model_name,
+            field: #field_name,
+            column: #column,
+            resource: #resource,
+            hmac: #hmac,
+            normalize: #norm,
+            blank_if_empty: #blank,
+        }
+    }
+}
+
+/// `field_hash` and `field_eq` for each hashed field.
+fn helpers(cx: &Ctx<'_, '_>) -> Vec<TokenStream> {
+    let (p, d, m) = (&cx.p, &cx.d, cx.m);
+    let (table, vis) = (&m.table, m.vis);
+    hashed(m)
+        .map(|(f, e, h)| {
+            let field_name = f.ident.unraw().to_string();
+            let col = &h.column;
+            let col_name = col.unraw().to_string();
+            let eq = format_ident!("{}_eq", f.ident.unraw());
+            let hash_fn = format_ident!("{}_hash", f.ident.unraw());
+            let inner = e.inner;
+            let spec = hash_spec(cx, f, h);
+            let doc_eq = format!(
+                " `{col_name} = hash(value)`: finds rows whose `{field_name}` equals `value` \
+                 (after normalisation) without decrypting."
+            );
+            let doc_hash = format!(" The `{col_name}` lookup hash of a `{field_name}` value.");
+            if h.hmac {
+                quote! {
+                    #[doc = #doc_hash]
+                    ///
+                    /// An HMAC under the current lookup key, so this returns a `Result`.
+                    ///
+                    /// # Errors
+                    /// `NoKeyring`, or `NoLookupKey` when the keys have no lookup key.
+                    #vis fn #hash_fn(value: &<#inner as #p::Plain>::Borrowed) -> ::core::result::Result<::std::string::String, #p::Error> {
+                        const SPEC: #p::HashSpec = #spec;
+                        #p::lookup_hash::<#inner>(&SPEC, value)
+                    }
+                    #[doc = #doc_eq]
+                    ///
+                    /// The condition is `IN (...)` over the hash under every active lookup key,
+                    /// so rows hashed under an older key are found while a rotation runs.
+                    ///
+                    /// # Errors
+                    /// `NoKeyring`, or `NoLookupKey` when the keys have no lookup key.
+                    #vis fn #eq(value: &<#inner as #p::Plain>::Borrowed) -> ::core::result::Result<#d::dsl::EqAny<#table::#col, ::std::vec::Vec<::std::string::String>>, #p::Error> {
+                        const SPEC: #p::HashSpec = #spec;
+                        ::core::result::Result::Ok(#d::ExpressionMethods::eq_any(#table::#col, #p::lookup_hashes::<#inner>(&SPEC, value)?))
+                    }
+                }
+            } else {
+                quote! {
+                    #[doc = #doc_hash]
+                    #[must_use]
+                    #vis fn #hash_fn(value: &<#inner as #p::Plain>::Borrowed) -> ::std::string::String {
+                        const SPEC: #p::HashSpec = #spec;
+                        SPEC.compute(::core::option::Option::None, &<#inner as #p::Plain>::hash_borrowed(value, SPEC.normalize))
+                            .unwrap_or_default()
+                    }
+                    #[doc = #doc_eq]
+                    #[must_use]
+                    #vis fn #eq(value: &<#inner as #p::Plain>::Borrowed) -> #d::dsl::Eq<#table::#col, ::std::string::String> {
+                        #d::ExpressionMethods::eq(#table::#col, Self::#hash_fn(value))
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// Each encrypted field's column must be text or binary (JSON for `each`): one clear error on
+/// the field before any other.
+fn column_checks(cx: &Ctx<'_, '_>) -> Vec<TokenStream> {
+    let p = &cx.p;
+    encrypted(cx.m)
+        .map(|(f, e)| {
+            let st = cx.sql_type(&f.column);
+            let check = if e.each {
+                quote!(CheckListColumn)
+            } else {
+                quote!(CheckColumn)
+            };
+            quote_spanned! {f.ident.span()=>
+                const _: #p::#check<#st> = #p::#check::OK;
+            }
+        })
+        .collect()
+}
+
+fn record_struct(cx: &Ctx<'_, '_>) -> TokenStream {
+    let (p, m, record) = (&cx.p, cx.m, &cx.record);
+    let table = &m.table;
+    let mut fields = Vec::new();
+    let mut aliases = Vec::new();
     for f in &m.fields {
         let name = f.ident;
         let attrs = &f.diesel_attrs;
         let ty = match &f.encrypt {
-            Some(e) if e.nullable => {
-                quote_spanned!(f.ty.span()=> ::core::option::Option<#p::Encrypted>)
+            Some(e) => {
+                let alias = Ctx::slot_alias(f);
+                let st = cx.sql_type(&f.column);
+                aliases.push(quote! {
+                    #[allow(non_camel_case_types)]
+                    type #alias = <#st as #p::StoredAs>::Value;
+                });
+                if e.nullable {
+                    quote_spanned!(f.ty.span()=> ::core::option::Option<#alias>)
+                } else {
+                    quote_spanned!(f.ty.span()=> #alias)
+                }
             }
-            Some(_) => quote_spanned!(f.ty.span()=> #p::Encrypted),
             None => {
                 let ty = f.ty;
                 quote!(#ty)
             }
         };
-        record_fields.push(quote!(#(#attrs)* pub #name: #ty));
-        record_names.push(name.clone());
+        fields.push(quote!(#(#attrs)* pub #name: #ty));
     }
-    for (_, e, h) in hashed(m) {
+    for (_, _, h) in hashed(m) {
         let col = &h.column;
-        let ty = if e.nullable {
-            quote!(::core::option::Option<::std::string::String>)
-        } else {
-            quote!(::std::string::String)
-        };
-        record_fields.push(quote!(pub #col: #ty));
-        record_names.push(col.clone());
+        let st = cx.sql_type(col);
+        fields.push(quote!(pub #col: <#st as #p::HashSql>::Value));
     }
     if let Some(flag) = &m.flag {
-        record_fields.push(quote!(pub #flag: bool));
-        record_names.push(flag.clone());
+        fields.push(quote!(pub #flag: bool));
     }
     let primary_key = m
         .primary_key
         .as_ref()
         .map(|keys| quote!(#[diesel(primary_key(#(#keys),*))]));
+    quote! {
+        #(#aliases)*
 
-    let shared_aad = !m.aad.contains(&Segment::Column);
-    let is_hash = |i: &Ident| hashed(m).any(|(_, _, h)| h.column == *i);
+        #[derive(diesel::prelude::Queryable, diesel::prelude::Selectable, diesel::prelude::Insertable, diesel::prelude::AsChangeset)]
+        #[diesel(table_name = #table)]
+        #[diesel(treat_none_as_null = true)]
+        #[diesel(treat_none_as_default_value = false)]
+        #primary_key
+        #[doc(hidden)]
+        pub struct #record {
+            #(#fields,)*
+        }
+    }
+}
+
+fn spec_consts(cx: &Ctx<'_, '_>) -> TokenStream {
+    let (p, d, m) = (&cx.p, &cx.d, cx.m);
+    let model_name = &cx.model_name;
+    let flagged = m.flag.is_some();
+    let mut out = Vec::new();
+    let mut specs = Vec::new();
+    for (f, e) in encrypted(m) {
+        let name = Ctx::spec_const(f);
+        let field_name = f.ident.unraw().to_string();
+        let column = f.column.unraw().to_string();
+        let st = cx.sql_type(&f.column);
+        let base64 = e.base64;
+        let skip_empty = e.skip_empty;
+        let wrap = match &e.wrap {
+            Some(w) => quote!(::core::option::Option::Some(#w)),
+            None => quote!(::core::option::Option::None),
+        };
+        out.push(quote! {
+            #[allow(non_upper_case_globals)]
+            const #name: #p::Spec = #p::Spec {
+                model: #model_name,
+                field: #field_name,
+                column: #column,
+                binary_column: <#st as #p::ColumnKind>::BINARY,
+                base64: #base64,
+                wrap: #wrap,
+                skip_empty: #skip_empty,
+                flagged: #flagged,
+            };
+        });
+        specs.push(name);
+    }
+    let values: Vec<&Field<'_>> = encrypted(m).map(|(f, _)| f).collect();
+    let mut hashes = Vec::new();
+    for (f, e, h) in hashed(m) {
+        let name = Ctx::hash_const(f);
+        let spec = hash_spec(cx, f, h);
+        let inner = e.inner;
+        let index = values
+            .iter()
+            .position(|v| v.ident == f.ident)
+            .unwrap_or_default();
+        out.push(quote! {
+            #[allow(non_upper_case_globals)]
+            const #name: #p::HashSpec = #spec;
+        });
+        hashes.push(quote! {
+            ::encrypted_diesel::rotate::Hashed {
+                value: #index,
+                spec: #name,
+                text: <#inner as #p::Plain>::TEXT,
+            }
+        });
+    }
+    let _ = d;
+    quote! {
+        #(#out)*
+        const __SPECS: &[#p::Spec] = &[#(#specs),*];
+        const __HASHES: &[::encrypted_diesel::rotate::Hashed] = &[#(#hashes),*];
+    }
+}
+
+/// Where a template value comes from in a generated body.
+type Source<'s> = &'s dyn Fn(&Ident) -> TokenStream;
+
+/// The expression building the AAD of `column` for reading: a `&'static str` when the template
+/// names no value, else a `String`.
+fn aad_read(m: &Model<'_>, column: &str, source: Source<'_>) -> TokenStream {
+    let p = quote!(::encrypted_diesel::__private);
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    for segment in &m.aad {
+        match segment {
+            Segment::Literal(l) => literal.push_str(l),
+            Segment::Column => literal.push_str(column),
+            Segment::Value(i) | Segment::Key(i) => {
+                if !literal.is_empty() {
+                    let l = std::mem::take(&mut literal);
+                    parts.push(quote!(__aad.push_str(#l);));
+                }
+                let value = source(i);
+                parts.push(quote!(#p::push_aad(&mut __aad, &#value);));
+            }
+        }
+    }
+    if parts.is_empty() {
+        // A constant context: no allocation per value.
+        return quote!(#literal);
+    }
+    if !literal.is_empty() {
+        parts.push(quote!(__aad.push_str(#literal);));
+    }
+    quote! {{
+        let mut __aad = ::std::string::String::with_capacity(96);
+        #(#parts)*
+        __aad
+    }}
+}
+
+/// The AAD of `column` for sealing, as `Result<Cow<'static, str>, Error>`: a key field that is
+/// not assigned yet is an error.
+fn aad_seal(cx: &Ctx<'_, '_>, column: &str, source: Source<'_>) -> TokenStream {
+    let p = &cx.p;
+    let model_name = &cx.model_name;
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut dynamic = false;
+    for segment in &cx.m.aad {
+        match segment {
+            Segment::Literal(l) => literal.push_str(l),
+            Segment::Column => literal.push_str(column),
+            Segment::Value(i) | Segment::Key(i) => {
+                dynamic = true;
+                if !literal.is_empty() {
+                    let l = std::mem::take(&mut literal);
+                    parts.push(quote!(__aad.push_str(#l);));
+                }
+                let value = source(i);
+                if matches!(segment, Segment::Key(_)) {
+                    let field = i.unraw().to_string();
+                    parts
+                        .push(quote!(#p::push_aad_key(&mut __aad, &#value, #model_name, #field)?;));
+                } else {
+                    parts.push(quote!(#p::push_aad(&mut __aad, &#value);));
+                }
+            }
+        }
+    }
+    if !dynamic {
+        return quote!(::core::result::Result::<_, #p::Error>::Ok(::std::borrow::Cow::Borrowed(#literal)));
+    }
+    if !literal.is_empty() {
+        parts.push(quote!(__aad.push_str(#literal);));
+    }
+    quote! {
+        (|| -> ::core::result::Result<::std::borrow::Cow<'static, str>, #p::Error> {
+            let mut __aad = ::std::string::String::with_capacity(96);
+            #(#parts)*
+            ::core::result::Result::Ok(::std::borrow::Cow::Owned(__aad))
+        })()
+    }
+}
+
+fn shared_aad(m: &Model<'_>) -> bool {
+    !m.aad.contains(&Segment::Column)
+}
+
+fn is_hash(m: &Model<'_>, i: &Ident) -> bool {
+    hashed(m).any(|(_, _, h)| h.column == *i)
+}
+
+fn seal_open(cx: &Ctx<'_, '_>) -> TokenStream {
+    let (p, m, record) = (&cx.p, cx.m, &cx.record);
+    let ident = m.ident;
+    let model_name = &cx.model_name;
+    let resource = &m.resource;
+    let shared = shared_aad(m);
 
     // Sealing: model → record.
     let mut seal = Vec::new();
     for (f, e, h) in hashed(m) {
         let field = f.ident;
         let col = &h.column;
-        let field_name = field.unraw().to_string();
-        let col_name = col.unraw().to_string();
-        let norm = normalize(h.normalize);
+        let spec = Ctx::hash_const(f);
         let inner = e.inner;
+        let st = cx.sql_type(col);
+        let result = format_ident!("__hash_result_{}", field.unraw());
         let err = format_ident!("__hash_error_{}", field.unraw());
-        let compute = if h.hmac {
-            quote!(#p::hash_hmac::<#inner>(
-                __row.as_ref().ok().map(|__r| &*__r.0), __v, #norm, #resource, #col_name,
-                #model_name, #field_name))
+        let value = if e.nullable {
+            quote!(__model.#field.as_ref())
         } else {
-            quote!(::core::result::Result::<_, #p::Error>::Ok(#p::hash_sha256::<#inner>(__v, #norm)))
+            quote!(::core::option::Option::Some(&__model.#field))
         };
-        if e.nullable {
-            seal.push(quote! {
-                let (#col, #err) = match __model.#field.as_ref().map(|__v| #compute).transpose() {
-                    ::core::result::Result::Ok(__h) => (__h, ::core::option::Option::None),
-                    ::core::result::Result::Err(__e) => (::core::option::Option::None, ::core::option::Option::Some(__e)),
-                };
-            });
-        } else {
-            seal.push(quote! {
-                let (#col, #err) = match { let __v = &__model.#field; #compute } {
-                    ::core::result::Result::Ok(__h) => (__h, ::core::option::Option::None),
-                    ::core::result::Result::Err(__e) => (::std::string::String::new(), ::core::option::Option::Some(__e)),
-                };
-            });
-        }
+        seal.push(quote! {
+            let #result = #p::hash::<#inner>(&#spec, __row, #value);
+            let #col = <#st as #p::HashSql>::from_hash(#result.as_ref().ok().cloned().flatten());
+            let #err: ::core::option::Option<#p::Error> = #result.err();
+        });
     }
     let seal_source = |i: &Ident| {
-        if is_hash(i) {
+        if is_hash(m, i) {
             quote!(#i)
         } else {
             quote!(__model.#i)
         }
     };
-    if shared_aad {
-        let aad = aad_expr(m, "", &seal_source);
-        seal.push(quote!(let __aad = #aad;));
+    if shared {
+        let aad = aad_seal(cx, "", &seal_source);
+        seal.push(quote!(let __aad: ::core::result::Result<::std::borrow::Cow<'static, str>, #p::Error> = #aad;));
     }
     for (f, e) in encrypted(m) {
         let field = f.ident;
         let field_name = field.unraw().to_string();
         let inner = e.inner;
-        let base64 = e.base64;
+        let spec = Ctx::spec_const(f);
+        let alias = Ctx::slot_alias(f);
         let aad_var = format_ident!("__aad_{}", field.unraw());
-        if shared_aad {
-            seal.push(quote!(let #aad_var: &str = &__aad;));
+        if shared {
+            seal.push(quote!(let #aad_var = &__aad;));
         } else {
-            let aad = aad_expr(m, &f.column.unraw().to_string(), &seal_source);
-            seal.push(quote!(let #aad_var: &str = &#aad;));
+            let aad = aad_seal(cx, &f.column.unraw().to_string(), &seal_source);
+            seal.push(quote!(let #aad_var: &::core::result::Result<::std::borrow::Cow<'static, str>, #p::Error> = &#aad;));
         }
-        let plain = if e.json {
-            quote_spanned!(inner.span()=> #p::json_plain::<#inner>(__v, #model_name, #field_name))
+        let seal_one = if e.each {
+            quote_spanned!(inner.span()=> <#alias as #p::Slot>::from_list(
+                #p::seal_each(&#spec, __row, <#inner as #p::Each>::items(__v), #aad_var)))
         } else {
-            quote_spanned!(inner.span()=> #p::plain::<#inner>(__v))
+            let plain = if e.json {
+                quote_spanned!(inner.span()=> #p::json_plain::<#inner>(__v, #model_name, #field_name))
+            } else {
+                quote_spanned!(inner.span()=> #p::plain::<#inner>(__v))
+            };
+            quote!(<#alias as #p::Slot>::from_value(#p::seal(&#spec, __row, #plain, #aad_var)))
         };
-        let column = &f.column;
-        let binary_column =
-            quote!(<<#table::#column as #d::Expression>::SqlType as #p::ColumnKind>::BINARY);
-        let seal_one = quote!(#p::seal(__row, #plain, #aad_var, #base64, #binary_column, #model_name, #field_name));
         let hash_error = e.hash.as_ref().map(|_| {
             let err = format_ident!("__hash_error_{}", field.unraw());
-            quote!(if let ::core::option::Option::Some(__e) = #err { #p::Encrypted::failed(__e) } else)
+            quote! {
+                if let ::core::option::Option::Some(__e) = &#err {
+                    <#alias as #p::Slot>::from_value(#p::Encrypted::failed(::core::clone::Clone::clone(__e)))
+                } else
+            }
         });
         if e.nullable {
             seal.push(quote! {
@@ -158,10 +540,17 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         seal_init.push(quote!(#col));
     }
     if let Some(flag) = &m.flag {
-        seal_init.push(quote!(#flag: true));
+        seal_init.push(quote!(#flag: #p::sealed_flag(__row)));
     }
 
     // Opening: record → model.
+    let record_names: Vec<&Ident> = m
+        .fields
+        .iter()
+        .map(|f| f.ident)
+        .chain(hashed(m).map(|(_, _, h)| &h.column))
+        .chain(m.flag.as_ref())
+        .collect();
     let mut open = Vec::new();
     open.push(quote!(let Self { #(#record_names),* } = self;));
     let legacy = match &m.flag {
@@ -170,8 +559,8 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     };
     open.push(quote!(let __legacy: bool = #legacy;));
     let open_source = |i: &Ident| quote!(#i);
-    if shared_aad {
-        let aad = aad_expr(m, "", &open_source);
+    if shared {
+        let aad = aad_read(m, "", &open_source);
         open.push(quote!(let __aad = #aad;));
     }
     let mut open_aads = Vec::new();
@@ -180,23 +569,31 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
         let field = f.ident;
         let field_name = field.unraw().to_string();
         let inner = e.inner;
-        let base64 = e.base64;
+        let spec = Ctx::spec_const(f);
+        let alias = Ctx::slot_alias(f);
         let aad_var = format_ident!("__aad_{}", field.unraw());
-        if shared_aad {
+        if shared {
             open_aads.push(quote!(let #aad_var: &str = &__aad;));
         } else {
-            let aad = aad_expr(m, &f.column.unraw().to_string(), &open_source);
+            let aad = aad_read(m, &f.column.unraw().to_string(), &open_source);
             open_aads.push(quote!(let #aad_var: &str = &#aad;));
         }
-        let convert = if e.json {
-            quote_spanned!(inner.span()=> #p::from_json::<#inner>(&__b, #model_name, #field_name)?)
+        let open_one = if e.each {
+            quote_spanned! {inner.span()=> {
+                <#inner as #p::Each>::from_items(#p::open_each(&#spec, __row, #resource,
+                    <#alias as #p::Slot>::into_list(__v), #aad_var, __legacy)?)
+            }}
         } else {
-            quote_spanned!(inner.span()=> #p::from_plain::<#inner>(__b, #model_name, #field_name)?)
+            let convert = if e.json {
+                quote_spanned!(inner.span()=> #p::from_json::<#inner>(&__b, #model_name, #field_name)?)
+            } else {
+                quote_spanned!(inner.span()=> #p::from_plain::<#inner>(__b, #model_name, #field_name)?)
+            };
+            quote! {{
+                let __b = #p::open(&#spec, __row, #resource, <#alias as #p::Slot>::into_value(__v), #aad_var, __legacy)?;
+                #convert
+            }}
         };
-        let open_one = quote! {{
-            let __b = #p::open(&__ring, __v, #aad_var, #base64, __legacy, #model_name, #field_name)?;
-            #convert
-        }};
         if e.nullable {
             open_fields.push(quote! {
                 let #field = match #field {
@@ -218,372 +615,685 @@ pub(crate) fn expand(m: &Model<'_>) -> TokenStream {
     let model_fields: Vec<&Ident> = m.fields.iter().map(|f| f.ident).collect();
     open.push(quote!(::core::result::Result::Ok(#ident { #(#model_fields),* })));
 
-    // Debug.
-    let debug_fields = m.fields.iter().map(|f| {
-        let field = f.ident;
-        let name = field.unraw().to_string();
-        if f.encrypt.is_some() {
-            quote!(.field(#name, &::core::format_args!("[REDACTED]")))
-        } else {
-            quote!(.field(#name, &self.#field))
-        }
-    });
-
-    // Query helpers.
-    let helpers = hashed(m).map(|(f, e, h)| {
-        let field = f.ident;
-        let field_name = field.unraw().to_string();
-        let col = &h.column;
-        let col_name = col.unraw().to_string();
-        let eq = format_ident!("{}_eq", field.unraw());
-        let hash_fn = format_ident!("{}_hash", field.unraw());
-        let inner = e.inner;
-        let norm = normalize(h.normalize);
-        let doc_eq = format!(
-            " `{col_name} = hash(value)`: finds rows whose `{field_name}` equals `value` \
-             (after normalisation) without decrypting."
-        );
-        let doc_hash = format!(" The `{col_name}` lookup hash of a `{field_name}` value.");
-        if h.hmac {
-            quote! {
-                #[doc = #doc_hash]
-                ///
-                /// # Errors
-                /// `NoKeyring`, or `NoLookupKey` when the keys have no lookup key.
-                #vis fn #hash_fn(value: &<#inner as #p::Plain>::Borrowed) -> ::core::result::Result<::std::string::String, #p::Error> {
-                    #p::hash_hmac_borrowed::<#inner>(value, #norm, #resource, #col_name, #model_name, #field_name)
-                }
-                #[doc = #doc_eq]
-                ///
-                /// # Errors
-                /// `NoKeyring`, or `NoLookupKey` when the keys have no lookup key.
-                #vis fn #eq(value: &<#inner as #p::Plain>::Borrowed) -> ::core::result::Result<#d::dsl::Eq<#table::#col, ::std::string::String>, #p::Error> {
-                    ::core::result::Result::Ok(#d::ExpressionMethods::eq(#table::#col, Self::#hash_fn(value)?))
-                }
-            }
-        } else {
-            quote! {
-                #[doc = #doc_hash]
-                #[must_use]
-                #vis fn #hash_fn(value: &<#inner as #p::Plain>::Borrowed) -> ::std::string::String {
-                    #p::hash_sha256_borrowed::<#inner>(value, #norm)
-                }
-                #[doc = #doc_eq]
-                #[must_use]
-                #vis fn #eq(value: &<#inner as #p::Plain>::Borrowed) -> #d::dsl::Eq<#table::#col, ::std::string::String> {
-                    #d::ExpressionMethods::eq(#table::#col, Self::#hash_fn(value))
-                }
-            }
-        }
-    });
-
-    // Each encrypted field's column must be text or binary: one clear error on the field
-    // before diesel's own trait errors.
-    let column_checks = encrypted(m).map(|(f, _)| {
-        let field = f.ident;
-        let column = &f.column;
-        quote_spanned! {field.span()=>
-            const _: ::encrypted_diesel::__private::CheckColumn<
-                <#table::#column as ::encrypted_diesel::__private::diesel::Expression>::SqlType,
-            > = ::encrypted_diesel::__private::CheckColumn::OK;
-        }
-    });
-
-    // Rewrap: inspect a loaded record and re-encrypt it.
-    let rw_source = |i: &Ident| quote!(__r.#i);
-    let mut rw = Vec::new();
-    rw.push(quote!(let (_, __ring) = #p::row(#model_name, #resource)?;));
-    let rw_legacy = match &m.flag {
-        Some(flag) => quote!(!__r.#flag),
-        None => quote!(false),
-    };
-    rw.push(quote!(let __legacy: bool = #rw_legacy;));
-    rw.push(quote!(let mut __values = ::std::vec::Vec::new();));
-    rw.push(quote!(let mut __state = #p::InspectState::default();));
-    if shared_aad {
-        let aad = aad_expr(m, "", &rw_source);
-        rw.push(quote!(let __aad = #aad;));
-    }
-    let mut rw_reseal = Vec::new();
-    let mut rw_columns = Vec::new();
-    let mut rw_stored = Vec::new();
-    for (f, e) in encrypted(m) {
-        let field = f.ident;
-        let field_name = field.unraw().to_string();
-        let base64 = e.base64;
-        let aad_var = format_ident!("__aad_{}", field.unraw());
-        if shared_aad {
-            rw.push(quote!(let #aad_var: &str = &__aad;));
-        } else {
-            let aad = aad_expr(m, &f.column.unraw().to_string(), &rw_source);
-            rw.push(quote!(let #aad_var: &str = &#aad;));
-        }
-        let value = if e.nullable {
-            quote!(__r.#field.as_ref())
-        } else {
-            quote!(::core::option::Option::Some(&__r.#field))
-        };
-        let plain = format_ident!("__plain_{}", field.unraw());
-        rw.push(quote! {
-            let #plain = #p::inspect_value(&__ring, #value, #aad_var, #base64, __legacy,
-                #model_name, #field_name, &mut __values, &mut __state);
-        });
-        if e.nullable {
-            rw_reseal.push(quote! {
-                let #field = match &#plain {
-                    ::core::option::Option::Some(__b) => ::core::option::Option::Some(
-                        #p::reseal(&__ring, __b, #aad_var, #base64, #model_name, #field_name)?),
-                    ::core::option::Option::None => ::core::option::Option::None,
-                };
-            });
-            rw_stored.push(quote!(__r.#field.as_ref()));
-        } else {
-            rw_reseal.push(quote! {
-                let #field = #p::reseal(&__ring, #plain.as_deref().unwrap_or_default(),
-                    #aad_var, #base64, #model_name, #field_name)?;
-            });
-            rw_stored.push(quote!(::core::option::Option::Some(&__r.#field)));
-        }
-        let column = &f.column;
-        let column_name = column.unraw().to_string();
-        rw_columns.push(quote! {
-            #p::Column {
-                name: #column_name,
-                binary: <<#table::#column as #d::Expression>::SqlType as #p::ColumnKind>::BINARY,
-                nullable: <<#table::#column as #d::Expression>::SqlType as #p::ColumnKind>::NULLABLE,
-            }
-        });
-    }
-    let mut rw_init = Vec::new();
-    for f in &m.fields {
-        let field = f.ident;
-        if f.encrypt.is_some() {
-            rw_init.push(quote!(#field));
-        } else {
-            rw_init.push(quote!(#field: ::core::clone::Clone::clone(&__r.#field)));
-        }
-    }
-    for (_, _, h) in hashed(m) {
-        let col = &h.column;
-        rw_init.push(quote!(#col: ::core::clone::Clone::clone(&__r.#col)));
-    }
-    let (rw_flag_const, rw_flag_value) = match &m.flag {
-        Some(flag) => {
-            rw_init.push(quote!(#flag: true));
-            let name = flag.unraw().to_string();
-            (
-                quote!(::core::option::Option::Some(#name)),
-                quote!(::core::option::Option::Some(__r.#flag)),
-            )
-        }
-        None => (
-            quote!(::core::option::Option::None),
-            quote!(::core::option::Option::None),
-        ),
-    };
-    let rewrap_impl = quote! {
+    quote! {
         #[automatically_derived]
-        impl #p::Rewrap for #ident {
-            type Record = #record;
-            const COLUMNS: &'static [#p::Column] = &[#(#rw_columns),*];
-            const FLAG: ::core::option::Option<&'static str> = #rw_flag_const;
-
-            fn inspect(__r: &#record) -> ::core::result::Result<#p::Inspected<#record>, #p::Error> {
-                #(#rw)*
-                if !__state.needs_rewrap || __state.failed {
-                    return ::core::result::Result::Ok(#p::Inspected { values: __values, rewrapped: ::core::option::Option::None });
-                }
-                #(#rw_reseal)*
-                ::core::result::Result::Ok(#p::Inspected {
-                    values: __values,
-                    rewrapped: ::core::option::Option::Some(#record { #(#rw_init),* }),
-                })
+        impl #record {
+            fn __seal(__model: &#ident) -> Self {
+                Self::__seal_with(__model, &<#ident as #p::Model>::keys())
             }
 
-            fn stored(__r: &#record) -> ::std::vec::Vec<::core::option::Option<&#p::Encrypted>> {
-                ::std::vec![#(#rw_stored),*]
+            fn __seal_with(__model: &#ident, __row: &::core::result::Result<#p::Row, #p::Error>) -> Self {
+                #(#seal)*
+                Self { #(#seal_init),* }
+            }
+
+            fn __open(self, __row: &#p::Row) -> ::core::result::Result<#ident, #p::Error> {
+                #(#open)*
+            }
+        }
+    }
+}
+
+fn diesel_impls(cx: &Ctx<'_, '_>) -> TokenStream {
+    let (p, d, m, record) = (&cx.p, &cx.d, cx.m, &cx.record);
+    let ident = m.ident;
+    let table = &m.table;
+    let model_name = &cx.model_name;
+    let resource = &m.resource;
+    let fallback = match &m.fallback_resource {
+        Some(f) => quote!(::core::option::Option::Some(#f)),
+        None => quote!(::core::option::Option::None),
+    };
+    let flagged = m.flag.is_some();
+    quote! {
+        #[automatically_derived]
+        impl<__ST, __DB> #d::deserialize::Queryable<__ST, __DB> for #ident
+        where
+            __DB: #d::backend::Backend,
+            #record: #d::deserialize::Queryable<__ST, __DB>,
+        {
+            type Row = <#record as #d::deserialize::Queryable<__ST, __DB>>::Row;
+
+            fn build(row: Self::Row) -> #d::deserialize::Result<Self> {
+                let __record = <#record as #d::deserialize::Queryable<__ST, __DB>>::build(row)?;
+                let __row = <#ident as #p::Model>::keys().map_err(#p::deserialize_error)?;
+                __record.__open(&__row).map_err(#p::deserialize_error)
+            }
+        }
+
+        #[automatically_derived]
+        impl #p::Model for #ident {
+            type Record = #record;
+            const NAME: &'static str = #model_name;
+            const RESOURCE: &'static str = #resource;
+
+            fn keys() -> ::core::result::Result<#p::Row, #p::Error> {
+                #p::row_keys(#model_name, #resource, #fallback, #flagged)
+            }
+
+            fn decrypt(__record: #record, __row: &#p::Row) -> ::core::result::Result<Self, #p::Error> {
+                __record.__open(__row)
+            }
+
+            fn encrypt(&self, __row: &::core::result::Result<#p::Row, #p::Error>) -> #record {
+                #record::__seal_with(self, __row)
+            }
+        }
+
+        #[automatically_derived]
+        impl<__DB> #d::Selectable<__DB> for #ident
+        where
+            __DB: #d::backend::Backend,
+            #record: #d::Selectable<__DB>,
+        {
+            type SelectExpression = <#record as #d::Selectable<__DB>>::SelectExpression;
+
+            fn construct_selection() -> Self::SelectExpression {
+                <#record as #d::Selectable<__DB>>::construct_selection()
+            }
+        }
+
+        #[automatically_derived]
+        impl<'__a> #d::Insertable<#table::table> for &'__a #ident {
+            type Values = <#record as #d::Insertable<#table::table>>::Values;
+
+            fn values(self) -> Self::Values {
+                #d::Insertable::<#table::table>::values(#record::__seal(self))
+            }
+        }
+
+        #[automatically_derived]
+        impl #d::Insertable<#table::table> for #ident {
+            type Values = <#record as #d::Insertable<#table::table>>::Values;
+
+            fn values(self) -> Self::Values {
+                #d::Insertable::<#table::table>::values(#record::__seal(&self))
+            }
+        }
+
+        #[automatically_derived]
+        impl #d::internal::derives::insertable::UndecoratedInsertRecord<#table::table> for #ident {}
+
+        #[automatically_derived]
+        impl<'__a> #d::AsChangeset for &'__a #ident {
+            type Target = #table::table;
+            type Changeset = <#record as #d::AsChangeset>::Changeset;
+
+            fn as_changeset(self) -> Self::Changeset {
+                #d::AsChangeset::as_changeset(#record::__seal(self))
+            }
+        }
+    }
+}
+
+/// The record field holding table column `column`: a model field, a hash column or the flag.
+fn record_field<'m>(m: &'m Model<'_>, column: &Ident) -> Option<(&'m Ident, KeyKind<'m>)> {
+    if let Some(f) = m.fields.iter().find(|f| f.column == *column) {
+        return Some((f.ident, KeyKind::Field(f)));
+    }
+    if let Some((_, _, h)) = hashed(m).find(|(_, _, h)| h.column == *column) {
+        return Some((&h.column, KeyKind::Hash));
+    }
+    None
+}
+
+enum KeyKind<'m> {
+    Field(&'m Field<'m>),
+    Hash,
+}
+
+fn rotate_impl(cx: &Ctx<'_, '_>) -> TokenStream {
+    let (p, d, m, record, rewrite) = (&cx.p, &cx.d, cx.m, &cx.record, &cx.rewrite);
+    let ident = m.ident;
+    let table = &m.table;
+    let table_name = table
+        .segments
+        .last()
+        .map(|s| s.ident.unraw().to_string())
+        .unwrap_or_default();
+
+    // The key.
+    let mut key_types = Vec::new();
+    let mut key_values = Vec::new();
+    let mut key_names = Vec::new();
+    let mut errors = Vec::new();
+    for column in &m.key {
+        key_names.push(column.unraw().to_string());
+        match record_field(m, column) {
+            Some((field, KeyKind::Field(f))) if f.encrypt.is_none() => {
+                let ty = f.ty;
+                key_types.push(quote!(#ty));
+                key_values.push(quote!(::core::clone::Clone::clone(&__r.#field)));
+            }
+            Some((field, KeyKind::Hash)) => {
+                let st = cx.sql_type(column);
+                key_types.push(quote!(<#st as #p::HashSql>::Value));
+                key_values.push(quote!(::core::clone::Clone::clone(&__r.#field)));
+            }
+            _ => errors.push(
+                syn::Error::new(
+                    column.span(),
+                    format!(
+                        "primary key column `{column}` must be a plain field or a hash column \
+                         of the model (write `primary_key(...)` in #[encrypted(...)] when the \
+                         key is not `id`)"
+                    ),
+                )
+                .to_compile_error(),
+            ),
+        }
+    }
+    if !errors.is_empty() {
+        return quote!(#(#errors)*);
+    }
+    let rows = match &m.rows {
+        Some((column, value)) => {
+            let column = column.unraw().to_string();
+            quote!(::core::option::Option::Some((#column, #value)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let fallback = match &m.fallback_resource {
+        Some(f) => quote!(::core::option::Option::Some(#f)),
+        None => quote!(::core::option::Option::None),
+    };
+    let flagged = m.flag.is_some();
+
+    // aad(record, i), stored(record, i).
+    let shared = shared_aad(m);
+    let rw_source = |i: &Ident| quote!(__r.#i);
+    let mut aad_arms = Vec::new();
+    let mut stored_arms = Vec::new();
+    let mut rewrite_fields = Vec::new();
+    let mut rewrite_init = Vec::new();
+    for (index, (f, e)) in encrypted(m).enumerate() {
+        let aad = if shared {
+            aad_read(m, "", &rw_source)
+        } else {
+            aad_read(m, &f.column.unraw().to_string(), &rw_source)
+        };
+        let wrap_cow = if aad.to_string().starts_with('"') {
+            quote!(::std::borrow::Cow::Borrowed(#aad))
+        } else {
+            quote!(::std::borrow::Cow::Owned(#aad))
+        };
+        aad_arms.push(quote!(#index => #wrap_cow,));
+        let field = f.ident;
+        let alias = Ctx::slot_alias(f);
+        stored_arms.push(if e.nullable {
+            quote!(#index => __r.#field.as_ref().and_then(#p::Slot::stored),)
+        } else {
+            quote!(#index => #p::Slot::stored(&__r.#field),)
+        });
+        let column = &f.column;
+        if e.nullable {
+            rewrite_fields.push(quote!(pub #column: ::core::option::Option<#alias>));
+            rewrite_init.push(quote!(#column: #p::take_optional::<#alias>(&mut __v)));
+        } else {
+            rewrite_fields.push(quote!(pub #column: #alias));
+            rewrite_init.push(quote!(#column: #p::take_value::<#alias>(&mut __v)));
+        }
+    }
+    let mut hash_arms = Vec::new();
+    for (index, (_, _, h)) in hashed(m).enumerate() {
+        let col = &h.column;
+        let st = cx.sql_type(col);
+        hash_arms.push(quote!(#index => <#st as #p::HashSql>::get(&__r.#col),));
+        rewrite_fields.push(quote!(pub #col: <#st as #p::HashSql>::Value));
+        rewrite_init.push(quote!(#col: <#st as #p::HashSql>::from_hash(::core::iter::Iterator::next(&mut __h).flatten())));
+    }
+    let flag_value = match &m.flag {
+        Some(flag) => {
+            rewrite_fields.push(quote!(pub #flag: bool));
+            rewrite_init.push(quote!(#flag: true));
+            quote!(::core::option::Option::Some(__r.#flag))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let _ = d;
+    quote! {
+        #[derive(diesel::prelude::AsChangeset)]
+        #[diesel(table_name = #table)]
+        #[diesel(treat_none_as_null = true)]
+        #[doc(hidden)]
+        pub struct #rewrite {
+            #(#rewrite_fields,)*
+        }
+
+        #[automatically_derived]
+        impl ::encrypted_diesel::rotate::Rotate for #ident {
+            type Key = (#(#key_types,)*);
+            type Rewrite = #rewrite;
+            const TABLE: &'static str = #table_name;
+            const KEY_COLUMNS: &'static [&'static str] = &[#(#key_names),*];
+            const ROWS: ::core::option::Option<(&'static str, &'static str)> = #rows;
+            const VALUES: &'static [#p::Spec] = __SPECS;
+            const HASHES: &'static [::encrypted_diesel::rotate::Hashed] = __HASHES;
+            const FLAGGED: bool = #flagged;
+            const FALLBACK: ::core::option::Option<&'static str> = #fallback;
+
+            fn key(__r: &#record) -> Self::Key {
+                (#(#key_values,)*)
+            }
+
+            #[allow(unreachable_patterns, clippy::match_same_arms)]
+            fn aad(__r: &#record, __value: usize) -> ::std::borrow::Cow<'_, str> {
+                match __value {
+                    #(#aad_arms)*
+                    _ => ::std::borrow::Cow::Borrowed(""),
+                }
+            }
+
+            fn stored(__r: &#record, __value: usize) -> ::core::option::Option<::encrypted_diesel::rotate::Stored<'_>> {
+                match __value {
+                    #(#stored_arms)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn stored_hash(__r: &#record, __hash: usize) -> ::core::option::Option<&str> {
+                let _ = __r;
+                match __hash {
+                    #(#hash_arms)*
+                    _ => ::core::option::Option::None,
+                }
             }
 
             fn flag(__r: &#record) -> ::core::option::Option<bool> {
-                #rw_flag_value
+                let _ = __r;
+                #flag_value
+            }
+
+            fn rewrite(
+                __r: &#record,
+                __values: ::std::vec::Vec<::core::option::Option<::encrypted_diesel::rotate::NewValue>>,
+                __hashes: ::std::vec::Vec<::core::option::Option<::std::string::String>>,
+            ) -> #rewrite {
+                let _ = __r;
+                let mut __v = ::core::iter::IntoIterator::into_iter(__values);
+                let mut __h = ::core::iter::IntoIterator::into_iter(__hashes);
+                let _ = (&mut __v, &mut __h);
+                #rewrite { #(#rewrite_init,)* }
             }
         }
-    };
-
-    quote! {
-        #[automatically_derived]
-        impl ::core::fmt::Debug for #ident {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.debug_struct(#model_name) #(#debug_fields)* .finish()
-            }
-        }
-
-        #[automatically_derived]
-        impl #ident {
-            #(#helpers)*
-        }
-
-        const _: () = {
-            // Checked before the record's impls, so this error comes first.
-            #(#column_checks)*
-
-            #[derive(diesel::prelude::Queryable, diesel::prelude::Selectable, diesel::prelude::Insertable, diesel::prelude::AsChangeset)]
-            #[diesel(table_name = #table)]
-            #[diesel(treat_none_as_null = true)]
-            #[diesel(treat_none_as_default_value = false)]
-            #primary_key
-            #[doc(hidden)]
-            pub struct #record {
-                #(#record_fields,)*
-            }
-
-            #[automatically_derived]
-            impl #record {
-                fn __seal(__model: &#ident) -> Self {
-                    Self::__seal_with(__model, &#p::row(#model_name, #resource))
-                }
-
-                fn __seal_with(__model: &#ident, __row: &::core::result::Result<#p::Row, #p::Error>) -> Self {
-                    #(#seal)*
-                    Self { #(#seal_init),* }
-                }
-
-                fn __open(self, __ring: &#p::ResourceKeyring) -> ::core::result::Result<#ident, #p::Error> {
-                    #(#open)*
-                }
-            }
-
-            #[automatically_derived]
-            impl<__ST, __DB> #d::deserialize::Queryable<__ST, __DB> for #ident
-            where
-                __DB: #d::backend::Backend,
-                #record: #d::deserialize::Queryable<__ST, __DB>,
-            {
-                type Row = <#record as #d::deserialize::Queryable<__ST, __DB>>::Row;
-
-                fn build(row: Self::Row) -> #d::deserialize::Result<Self> {
-                    let __record = <#record as #d::deserialize::Queryable<__ST, __DB>>::build(row)?;
-                    let (_, __ring) = #p::row(#model_name, #resource).map_err(#p::deserialize_error)?;
-                    __record.__open(&__ring).map_err(#p::deserialize_error)
-                }
-            }
-
-            #[automatically_derived]
-            impl #p::Model for #ident {
-                type Record = #record;
-                const NAME: &'static str = #model_name;
-                const RESOURCE: &'static str = #resource;
-
-                fn decrypt(__record: #record, __ring: &#p::ResourceKeyring) -> ::core::result::Result<Self, #p::Error> {
-                    __record.__open(__ring)
-                }
-
-                fn encrypt(&self, __row: &::core::result::Result<#p::Row, #p::Error>) -> #record {
-                    #record::__seal_with(self, __row)
-                }
-            }
-
-            #[automatically_derived]
-            impl<__DB> #d::Selectable<__DB> for #ident
-            where
-                __DB: #d::backend::Backend,
-                #record: #d::Selectable<__DB>,
-            {
-                type SelectExpression = <#record as #d::Selectable<__DB>>::SelectExpression;
-
-                fn construct_selection() -> Self::SelectExpression {
-                    <#record as #d::Selectable<__DB>>::construct_selection()
-                }
-            }
-
-            #[automatically_derived]
-            impl<'__a> #d::Insertable<#table::table> for &'__a #ident {
-                type Values = <#record as #d::Insertable<#table::table>>::Values;
-
-                fn values(self) -> Self::Values {
-                    #d::Insertable::<#table::table>::values(#record::__seal(self))
-                }
-            }
-
-            #[automatically_derived]
-            impl #d::Insertable<#table::table> for #ident {
-                type Values = <#record as #d::Insertable<#table::table>>::Values;
-
-                fn values(self) -> Self::Values {
-                    #d::Insertable::<#table::table>::values(#record::__seal(&self))
-                }
-            }
-
-            #[automatically_derived]
-            impl #d::internal::derives::insertable::UndecoratedInsertRecord<#table::table> for #ident {}
-
-            #[automatically_derived]
-            impl<'__a> #d::AsChangeset for &'__a #ident {
-                type Target = #table::table;
-                type Changeset = <#record as #d::AsChangeset>::Changeset;
-
-                fn as_changeset(self) -> Self::Changeset {
-                    #d::AsChangeset::as_changeset(#record::__seal(self))
-                }
-            }
-
-            #rewrap_impl
-        };
     }
 }
 
-fn encrypted<'m, 'a>(m: &'m Model<'a>) -> impl Iterator<Item = (&'m Field<'a>, &'m Encrypt<'a>)> {
-    m.fields
+/// The columns a rewrite sets, in order: encrypted columns, hash columns, the flag.
+fn set_columns(m: &Model<'_>) -> Vec<(Ident, bool)> {
+    let mut out: Vec<(Ident, bool)> = encrypted(m)
+        .map(|(f, e)| (f.column.clone(), e.nullable))
+        .collect();
+    out.extend(hashed(m).map(|(_, _, h)| (h.column.clone(), false)));
+    out
+}
+
+/// The PostgreSQL statement writing a batch: `UPDATE .. FROM unnest(<one array per column>)`,
+/// each row matched by its key; one parameter per column whatever the batch size.
+fn pg_batch_sql(m: &Model<'_>, table_name: &str) -> String {
+    let quote_ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut n = 0;
+    let mut params = Vec::new();
+    let mut names = Vec::new();
+    let mut set = Vec::new();
+    for (column, _) in set_columns(m) {
+        n += 1;
+        let c = column.unraw().to_string();
+        params.push(format!("${n}"));
+        names.push(quote_ident(&format!("n_{c}")));
+        set.push(format!(
+            "{} = __v.{}",
+            quote_ident(&c),
+            quote_ident(&format!("n_{c}"))
+        ));
+    }
+    if let Some(flag) = &m.flag {
+        set.push(format!("{} = TRUE", quote_ident(&flag.unraw().to_string())));
+    }
+    let mut cond = Vec::new();
+    for k in &m.key {
+        n += 1;
+        let k = k.unraw().to_string();
+        params.push(format!("${n}"));
+        names.push(quote_ident(&format!("k_{k}")));
+        cond.push(format!(
+            "__t.{} = __v.{}",
+            quote_ident(&k),
+            quote_ident(&format!("k_{k}"))
+        ));
+    }
+    format!(
+        "UPDATE {} AS __t SET {} FROM unnest({}) AS __v({}) WHERE {}",
+        quote_ident(table_name),
+        set.join(", "),
+        params.join(", "),
+        names.join(", "),
+        cond.join(" AND ")
+    )
+}
+
+/// The backends the derive emits `Table` impls for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Pg,
+    Sqlite,
+    Mysql,
+}
+
+fn backend_impls(cx: &Ctx<'_, '_>) -> TokenStream {
+    if cx.m.key.iter().any(|k| record_field(cx.m, k).is_none()) {
+        return TokenStream::new();
+    }
+    let mut out = TokenStream::new();
+    for backend in [Backend::Pg, Backend::Sqlite, Backend::Mysql] {
+        for asyncness in [false, true] {
+            out.extend(table_impl(cx, backend, asyncness));
+        }
+    }
+    out
+}
+
+/// `Table<Connection>` (or `AsyncTable<AsyncConnection>`) of one backend, inside the
+/// `__if_*!` macro that keeps it when `encrypted-diesel` has the backend's feature.
+#[allow(clippy::too_many_lines, reason = "one impl, generated in one place")]
+fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStream {
+    let (d, m, record, rewrite) = (&cx.d, cx.m, &cx.record, &cx.rewrite);
+    let ident = m.ident;
+    let table = &m.table;
+    let rot = quote!(::encrypted_diesel::rotate);
+    let da = quote!(::encrypted_diesel::__private::diesel_async);
+    let table_name = table
+        .segments
+        .last()
+        .map(|s| s.ident.unraw().to_string())
+        .unwrap_or_default();
+    let (db, conn, gate) = match (backend, asyncness) {
+        (Backend::Pg, false) => (
+            quote!(#d::pg::Pg),
+            quote!(#d::PgConnection),
+            quote!(::encrypted_diesel::__if_postgres),
+        ),
+        (Backend::Pg, true) => (
+            quote!(#d::pg::Pg),
+            quote!(#da::AsyncPgConnection),
+            quote!(::encrypted_diesel::__if_async_postgres),
+        ),
+        (Backend::Sqlite, false) => (
+            quote!(#d::sqlite::Sqlite),
+            quote!(#d::SqliteConnection),
+            quote!(::encrypted_diesel::__if_sqlite),
+        ),
+        (Backend::Sqlite, true) => (
+            quote!(#d::sqlite::Sqlite),
+            quote!(#da::sync_connection_wrapper::SyncConnectionWrapper<#d::SqliteConnection>),
+            quote!(::encrypted_diesel::__if_async_sqlite),
+        ),
+        (Backend::Mysql, false) => (
+            quote!(#d::mysql::Mysql),
+            quote!(#d::MysqlConnection),
+            quote!(::encrypted_diesel::__if_mysql),
+        ),
+        (Backend::Mysql, true) => (
+            quote!(#d::mysql::Mysql),
+            quote!(#da::AsyncMysqlConnection),
+            quote!(::encrypted_diesel::__if_async_mysql),
+        ),
+    };
+    // How a query runs: `RunQueryDsl::load(q, conn)` or `...(q, conn).await`.
+    let run = |method: TokenStream, q: TokenStream| {
+        if asyncness {
+            quote!(#da::RunQueryDsl::#method(#q, &mut *__conn).await)
+        } else {
+            quote!(#d::RunQueryDsl::#method(#q, &mut *__conn))
+        }
+    };
+    let locks = backend != Backend::Sqlite;
+
+    let key_cols: Vec<TokenStream> = m.key.iter().map(|k| quote!(#table::#k)).collect();
+    let order = quote!((#(#d::ExpressionMethods::asc(#key_cols),)*));
+    let key_tuple = quote!((#(#key_cols,)*));
+    let bound_key = |var: &Ident| {
+        let parts = m.key.iter().enumerate().map(|(i, k)| {
+            let st = cx.sql_type(k);
+            let index = syn::Index::from(i);
+            quote!(<_ as #d::expression::AsExpression<#st>>::as_expression(::core::clone::Clone::clone(&#var.#index)))
+        });
+        quote!((#(#parts,)*))
+    };
+    let after_key = bound_key(&Ident::new("__after", Span::call_site()));
+    let upto_key = bound_key(&Ident::new("__upto", Span::call_site()));
+    let rows_filter = m
+        .rows
+        .as_ref()
+        .map(|(column, value)| quote!(.filter(#d::ExpressionMethods::eq(#table::#column, #value))));
+    let key_match: Vec<TokenStream> = m
+        .key
         .iter()
-        .filter_map(|f| f.encrypt.as_ref().map(|e| (f, e)))
-}
+        .filter_map(|k| record_field(m, k).map(|(field, _)| (k, field)))
+        .map(|(k, field)| quote!(.filter(#d::ExpressionMethods::eq(#table::#k, &__old.#field))))
+        .collect();
 
-fn hashed<'m, 'a>(
-    m: &'m Model<'a>,
-) -> impl Iterator<Item = (&'m Field<'a>, &'m Encrypt<'a>, &'m crate::ast::Hash)> {
-    encrypted(m).filter_map(|(f, e)| e.hash.as_ref().map(|h| (f, e, h)))
-}
-
-fn normalize(n: Normalize) -> TokenStream {
-    let variant = match n {
-        Normalize::None => quote!(None),
-        Normalize::Lowercase => quote!(Lowercase),
-        Normalize::Trim => quote!(Trim),
-        Normalize::LowercaseTrim => quote!(LowercaseTrim),
-    };
-    quote!(::encrypted_diesel::__private::Normalize::#variant)
-}
-
-/// The expression building the AAD of `column` from the template: a `&'static str` when the
-/// template names no value, else a `String`.
-fn aad_expr(m: &Model<'_>, column: &str, source: &dyn Fn(&Ident) -> TokenStream) -> TokenStream {
-    let p = quote!(::encrypted_diesel::__private);
-    let mut parts = Vec::new();
-    let mut literal = String::new();
-    for segment in &m.aad {
-        match segment {
-            Segment::Literal(l) => literal.push_str(l),
-            Segment::Column => literal.push_str(column),
-            Segment::Value(i) => {
-                if !literal.is_empty() {
-                    let l = std::mem::take(&mut literal);
-                    parts.push(quote!(__aad.push_str(#l);));
+    // load_page
+    let lock_arms = |q: TokenStream| {
+        if locks {
+            let plain = run(quote!(load), q.clone());
+            let wait = run(quote!(load), quote!(#d::QueryDsl::for_update(#q)));
+            let skip = run(
+                quote!(load),
+                quote!(#d::QueryDsl::skip_locked(#d::QueryDsl::for_update(#q))),
+            );
+            quote! {
+                match __lock {
+                    #rot::Lock::None => #plain,
+                    #rot::Lock::Wait => #wait,
+                    #rot::Lock::SkipLocked => #skip,
                 }
-                let value = source(i);
-                parts.push(quote!(#p::push_aad(&mut __aad, &#value);));
+            }
+        } else {
+            let plain = run(quote!(load), q);
+            quote! {{
+                let _ = __lock;
+                #plain
+            }}
+        }
+    };
+    let first = lock_arms(quote!(__q));
+    let next = lock_arms(quote!(__q));
+    let load_body = quote! {
+        #[allow(unused_imports)]
+        use #d::QueryDsl as _;
+        let __select = #d::QueryDsl::select(#table::table, <#record as #d::SelectableHelper<#db>>::as_select()) #rows_filter;
+        match __after {
+            ::core::option::Option::None => {
+                let __q = #d::QueryDsl::limit(#d::QueryDsl::order(__select, #order), __limit);
+                #first
+            }
+            ::core::option::Option::Some(__after) => {
+                let __q = #d::QueryDsl::limit(
+                    #d::QueryDsl::order(
+                        #d::QueryDsl::filter(__select, #rot::RowGt::new(#key_tuple, #after_key)),
+                        #order,
+                    ),
+                    __limit,
+                );
+                #next
             }
         }
-    }
-    if parts.is_empty() {
-        // A constant context: no allocation per value.
-        return quote!(#literal);
-    }
-    if !literal.is_empty() {
-        parts.push(quote!(__aad.push_str(#literal);));
-    }
-    quote! {{
-        let mut __aad = ::std::string::String::with_capacity(96);
-        #(#parts)*
-        __aad
-    }}
+    };
+    let count_run = run(
+        quote!(get_result),
+        quote!(#d::QueryDsl::count(#table::table #rows_filter)),
+    );
+    let count_body = quote! {
+        #[allow(unused_imports)]
+        use #d::QueryDsl as _;
+        #count_run
+    };
+    let range_run = run(quote!(get_result), quote!(__q));
+    let range_body = quote! {
+        #[allow(unused_imports)]
+        use #d::QueryDsl as _;
+        let mut __q = #d::QueryDsl::into_boxed::<'_, #db>(#d::QueryDsl::count(#table::table #rows_filter));
+        if let ::core::option::Option::Some(__after) = &__after {
+            __q = #d::QueryDsl::filter(__q, #rot::RowGt::new(#key_tuple, #after_key));
+        }
+        if let ::core::option::Option::Some(__upto) = &__upto {
+            __q = #d::QueryDsl::filter(__q, #rot::RowLe::new(#key_tuple, #upto_key));
+        }
+        #range_run
+    };
+
+    // write
+    let write_body = match backend {
+        Backend::Pg => {
+            // One statement per batch: the batch's rows are locked.
+            let sql = pg_batch_sql(m, &table_name);
+            let mut binds = Vec::new();
+            for (column, nullable) in set_columns(m) {
+                let st = cx.sql_type(&column);
+                let value = if nullable {
+                    quote!(__w.#column.as_ref())
+                } else {
+                    quote!(&__w.#column)
+                };
+                binds.push(quote! {
+                    .bind::<#d::sql_types::Array<#st>, _>(
+                        __rows.iter().map(|(_, __w)| #value).collect::<::std::vec::Vec<_>>())
+                });
+            }
+            for k in &m.key {
+                let st = cx.sql_type(k);
+                if let Some((field, _)) = record_field(m, k) {
+                    binds.push(quote! {
+                        .bind::<#d::sql_types::Array<#st>, _>(
+                            __rows.iter().map(|(__old, _)| &__old.#field).collect::<::std::vec::Vec<_>>())
+                    });
+                }
+            }
+            let exec = run(quote!(execute), quote!(#d::sql_query(#sql) #(#binds)*));
+            quote! {
+                let _ = __cas;
+                if __rows.is_empty() {
+                    return ::core::result::Result::Ok(0);
+                }
+                #exec
+            }
+        }
+        Backend::Sqlite | Backend::Mysql => {
+            // One statement per row (a prepared statement, cached). SQLite compares the old
+            // stored values (compare-and-set) under its write lock: every encrypted value but
+            // lists (whose JSON text may be respelled; the write lock covers them), every hash,
+            // the flag. The rows of a MySQL batch are locked instead.
+            let mut cas = Vec::new();
+            if backend == Backend::Sqlite {
+                for (f, e) in encrypted(m) {
+                    if e.each {
+                        continue;
+                    }
+                    let (column, field) = (&f.column, f.ident);
+                    cas.push(quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#column, &__old.#field))));
+                }
+                for (_, _, h) in hashed(m) {
+                    let col = &h.column;
+                    cas.push(quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#col, &__old.#col))));
+                }
+                if let Some(flag) = &m.flag {
+                    cas.push(
+                        quote!(.filter(#d::ExpressionMethods::eq(#table::#flag, __old.#flag))),
+                    );
+                }
+            }
+            let guarded = run(
+                quote!(execute),
+                quote!(#d::update(#table::table #(#key_match)* #(#cas)*).set(__w)),
+            );
+            let plain = run(
+                quote!(execute),
+                quote!(#d::update(#table::table #(#key_match)*).set(__w)),
+            );
+            quote! {
+                #[allow(unused_imports)]
+                use #d::QueryDsl as _;
+                let mut __n = 0;
+                for (__old, __w) in __rows {
+                    __n += if __cas { #guarded? } else { #plain? };
+                }
+                ::core::result::Result::Ok(__n)
+            }
+        }
+    };
+
+    let body = if asyncness {
+        quote! {
+            #[automatically_derived]
+            impl #rot::r#async::AsyncTable<#conn> for #ident {
+                fn load_page(
+                    __conn: &mut #conn,
+                    __after: ::core::option::Option<<Self as #rot::Rotate>::Key>,
+                    __limit: i64,
+                    __lock: #rot::Lock,
+                ) -> #rot::r#async::BoxFuture<'_, #d::QueryResult<::std::vec::Vec<#record>>> {
+                    ::std::boxed::Box::pin(async move {
+                        let __after = __after.as_ref();
+                        #load_body
+                    })
+                }
+
+                fn count(__conn: &mut #conn) -> #rot::r#async::BoxFuture<'_, #d::QueryResult<i64>> {
+                    ::std::boxed::Box::pin(async move { #count_body })
+                }
+
+                fn count_range(
+                    __conn: &mut #conn,
+                    __after: ::core::option::Option<<Self as #rot::Rotate>::Key>,
+                    __upto: ::core::option::Option<<Self as #rot::Rotate>::Key>,
+                ) -> #rot::r#async::BoxFuture<'_, #d::QueryResult<i64>> {
+                    ::std::boxed::Box::pin(async move { #range_body })
+                }
+
+                fn write<'__c>(
+                    __conn: &'__c mut #conn,
+                    __rows: &'__c [(&'__c #record, #rewrite)],
+                    __cas: bool,
+                ) -> #rot::r#async::BoxFuture<'__c, #d::QueryResult<usize>> {
+                    ::std::boxed::Box::pin(async move { #write_body })
+                }
+            }
+        }
+    } else {
+        quote! {
+            #[automatically_derived]
+            impl #rot::Table<#conn> for #ident {
+                fn load_page(
+                    __conn: &mut #conn,
+                    __after: ::core::option::Option<&<Self as #rot::Rotate>::Key>,
+                    __limit: i64,
+                    __lock: #rot::Lock,
+                ) -> #d::QueryResult<::std::vec::Vec<#record>> {
+                    #load_body
+                }
+
+                fn count(__conn: &mut #conn) -> #d::QueryResult<i64> {
+                    #count_body
+                }
+
+                fn count_range(
+                    __conn: &mut #conn,
+                    __after: ::core::option::Option<&<Self as #rot::Rotate>::Key>,
+                    __upto: ::core::option::Option<&<Self as #rot::Rotate>::Key>,
+                ) -> #d::QueryResult<i64> {
+                    #range_body
+                }
+
+                fn write(
+                    __conn: &mut #conn,
+                    __rows: &[(&#record, #rewrite)],
+                    __cas: bool,
+                ) -> #d::QueryResult<usize> {
+                    #write_body
+                }
+            }
+        }
+    };
+    quote!(#gate! { #body })
 }

@@ -329,12 +329,13 @@ where
         lr.push(t.elapsed());
     }
     let (mut ds, mut dp) = (Vec::new(), Vec::new());
+    let row = <EncUser as Model>::keys().expect("keys in scope");
     for _ in 0..runs {
         let records = Run::load_records(c);
         let t = Instant::now();
         let n = records
             .into_iter()
-            .map(|r| EncUser::decrypt(r, ring).expect("decrypt"))
+            .map(|r| EncUser::decrypt(r, &row).expect("decrypt"))
             .collect::<Vec<_>>()
             .len();
         ds.push(t.elapsed());

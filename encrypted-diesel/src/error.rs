@@ -83,9 +83,48 @@ pub enum Error {
         /// Column of the problem.
         column: usize,
     },
+    /// A key field named by the AAD template is not assigned yet (0 or `None`) when the model
+    /// is sealed: a key the database generates on insert is not known before the insert, so
+    /// the context could never be rebuilt by a later read (Obot's bug #2491). Use a key the
+    /// application chooses (a natural key, a UUID), or leave it out of the template.
+    #[error(
+        "{model}.{field} is part of the aad template but is not assigned yet (0 or None): a \
+         key the database generates on insert cannot bind the values; choose the key before \
+         inserting or leave it out of the aad"
+    )]
+    UnassignedKey {
+        /// The model type.
+        model: &'static str,
+        /// The key field.
+        field: &'static str,
+    },
     /// A stored value could not be written to or read from this SQL type.
     #[error("{0}")]
     Storage(Arc<str>),
+    /// The database failed (a rotation's query or transaction).
+    #[error("database error: {0}")]
+    Database(Arc<diesel::result::Error>),
+    /// A rotation met a row no configured key reads, with `Unreadable::Stop`: nothing of its
+    /// batch was written.
+    #[error(
+        "{table}: the row with key {key} has a value no configured key reads ({column}): {source}"
+    )]
+    Unreadable {
+        /// The table.
+        table: String,
+        /// The row's key (key columns are never encrypted).
+        key: String,
+        /// The column.
+        column: &'static str,
+        /// Why it cannot be read.
+        source: Box<Error>,
+    },
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        Error::Database(Arc::new(e))
+    }
 }
 
 impl Error {

@@ -9,9 +9,9 @@ use std::task::{Context, Poll};
 
 use encrypted_core::{Keyring, ResourceKeyring, SecretKey};
 
-use crate::Error;
+use crate::{Error, LookupKeys};
 
-/// What models encrypt with: the keyring and, for HMAC lookup hashes, the lookup key.
+/// What models encrypt with: the keyring and, for HMAC lookup hashes, the lookup keys.
 ///
 /// ```
 /// use encrypted_core::{Keyring, SecretKey, EncryptionConfiguration, config::generate_aesgcm};
@@ -21,20 +21,10 @@ use crate::Error;
 /// assert!(keys.lookup_key().is_some());
 /// # Ok::<(), encrypted_core::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Keys {
     keyring: Arc<Keyring>,
-    lookup_key: Option<Arc<aws_lc_rs::hmac::Key>>,
-    lookup_secret: Option<SecretKey>,
-}
-
-impl fmt::Debug for Keys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keys")
-            .field("keyring", &self.keyring)
-            .field("lookup_key", &self.lookup_secret)
-            .finish()
-    }
+    lookup: Option<LookupKeys>,
 }
 
 impl Keys {
@@ -43,20 +33,32 @@ impl Keys {
     pub fn new(keyring: Keyring) -> Self {
         Self {
             keyring: Arc::new(keyring),
-            lookup_key: None,
-            lookup_secret: None,
+            lookup: None,
         }
     }
 
-    /// Adds the key of `#[encrypt(hash = column, hmac)]` columns (32 random bytes recommended;
-    /// keep it with the EncryptionConfiguration, and never change it without rehashing).
+    /// Adds one lookup key (named `default`) for `#[encrypt(hash = column, hmac)]` columns: 32
+    /// random bytes recommended. To rotate lookup keys, use
+    /// [`with_lookup_keys`](Self::with_lookup_keys).
+    ///
+    /// # Panics
+    /// Never for a key of 16 bytes or more; a shorter key is refused by
+    /// [`LookupKey::hmac`](crate::LookupKey::hmac), and this panics then (a programmer error:
+    /// generate 32 bytes).
     #[must_use]
-    pub fn with_lookup_key(mut self, key: SecretKey) -> Self {
-        self.lookup_key = Some(Arc::new(aws_lc_rs::hmac::Key::new(
-            aws_lc_rs::hmac::HMAC_SHA256,
-            key.expose(),
-        )));
-        self.lookup_secret = Some(key);
+    #[expect(
+        clippy::expect_used,
+        reason = "documented: a key under 16 bytes is a programmer error"
+    )]
+    pub fn with_lookup_key(self, key: SecretKey) -> Self {
+        let key = crate::LookupKey::hmac("default", key).expect("a lookup key of 16 bytes or more");
+        self.with_lookup_keys(LookupKeys::new(key))
+    }
+
+    /// Sets the lookup keys: the first computes new hashes, every one is tried by lookups.
+    #[must_use]
+    pub fn with_lookup_keys(mut self, keys: LookupKeys) -> Self {
+        self.lookup = Some(keys);
         self
     }
 
@@ -66,14 +68,16 @@ impl Keys {
         &self.keyring
     }
 
-    /// The HMAC lookup key, if one is configured.
+    /// The current HMAC lookup key, if one is configured.
     #[must_use]
     pub fn lookup_key(&self) -> Option<&SecretKey> {
-        self.lookup_secret.as_ref()
+        self.lookup.as_ref().and_then(|k| k.current().secret())
     }
 
-    pub(crate) fn hmac_key(&self) -> Option<&aws_lc_rs::hmac::Key> {
-        self.lookup_key.as_deref()
+    /// The lookup keys, if any.
+    #[must_use]
+    pub fn lookup_keys(&self) -> Option<&LookupKeys> {
+        self.lookup.as_ref()
     }
 
     /// The chain of one resource.

@@ -14,7 +14,8 @@ mod error;
 pub mod hash;
 mod keys;
 mod load;
-pub mod rewrap;
+mod lookup;
+pub mod rotate;
 mod value;
 
 #[doc(hidden)]
@@ -25,5 +26,86 @@ pub use encrypted_derive::Encrypted;
 pub use error::Error;
 pub use keys::{Keys, Scoped, current, install, scope, with_keyring};
 pub use load::{LoadDecrypted, Model, decrypt_all, encrypt_all, encrypt_chunks};
-pub use rewrap::Rewrap;
-pub use value::Encrypted as EncryptedValue;
+pub use lookup::{LEGACY_SHA256, LookupKey, LookupKeys};
+pub use value::{Encrypted as EncryptedValue, EncryptedList};
+
+// The derive emits one impl per backend (and per async connection); these macros keep an impl
+// when `encrypted-diesel` has the backend's feature and drop it otherwise, so a model compiles
+// whatever backends are enabled.
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_postgres {
+    ($($t:tt)*) => { $($t)* };
+}
+#[cfg(not(feature = "postgres"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_postgres {
+    ($($t:tt)*) => {};
+}
+
+#[cfg(feature = "sqlite")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_sqlite {
+    ($($t:tt)*) => { $($t)* };
+}
+#[cfg(not(feature = "sqlite"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_sqlite {
+    ($($t:tt)*) => {};
+}
+
+#[cfg(feature = "mysql")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_mysql {
+    ($($t:tt)*) => { $($t)* };
+}
+#[cfg(not(feature = "mysql"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_mysql {
+    ($($t:tt)*) => {};
+}
+
+#[cfg(all(feature = "async", feature = "postgres"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_async_postgres {
+    ($($t:tt)*) => { $($t)* };
+}
+#[cfg(not(all(feature = "async", feature = "postgres")))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_async_postgres {
+    ($($t:tt)*) => {};
+}
+
+#[cfg(all(feature = "async", feature = "sqlite"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_async_sqlite {
+    ($($t:tt)*) => { $($t)* };
+}
+#[cfg(not(all(feature = "async", feature = "sqlite")))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_async_sqlite {
+    ($($t:tt)*) => {};
+}
+
+#[cfg(all(feature = "async", feature = "mysql"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_async_mysql {
+    ($($t:tt)*) => { $($t)* };
+}
+#[cfg(not(all(feature = "async", feature = "mysql")))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_async_mysql {
+    ($($t:tt)*) => {};
+}

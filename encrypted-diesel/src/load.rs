@@ -24,7 +24,6 @@ use diesel::dsl::{AsSelect, Select};
 use diesel::query_builder::QueryId;
 use diesel::query_dsl::methods::{LoadQuery, SelectDsl};
 use diesel::{QueryResult, RunQueryDsl, Selectable, SelectableHelper};
-use encrypted_core::ResourceKeyring;
 
 use crate::__private::Row;
 use crate::Error;
@@ -45,12 +44,19 @@ pub trait Model: Sized {
     /// The resource whose keys encrypt it.
     const RESOURCE: &'static str;
 
-    /// Decrypts one record with the resource's keyring.
+    /// The keys in effect on this thread and the model's resource chain (its fallback
+    /// resource's, or none for a flagged model whose resources are not configured).
+    ///
+    /// # Errors
+    /// [`Error::NoKeyring`], [`Error::Resource`].
+    fn keys() -> Result<Row, Error>;
+
+    /// Decrypts one record with the keys of [`Model::keys`].
     ///
     /// # Errors
     /// [`Error::Crypto`] for a value the keyring cannot read (with the model and field named),
     /// [`Error::InvalidUtf8`], [`Error::Json`].
-    fn decrypt(record: Self::Record, ring: &ResourceKeyring) -> Result<Self, Error>;
+    fn decrypt(record: Self::Record, keys: &Row) -> Result<Self, Error>;
 
     /// Encrypts the model into its record with `keys` (the keys in effect and the resource's
     /// keyring, or why there are none). A value that cannot be encrypted is carried in the
@@ -155,9 +161,9 @@ pub trait LoadDecrypted<Conn>: Sized {
 
 impl<Q, Conn> LoadDecrypted<Conn> for Q {}
 
-/// The keyring of `M`'s resource, with the keys in effect on this thread.
-fn ring<M: Model>() -> Result<std::sync::Arc<ResourceKeyring>, Error> {
-    row_keys::<M>().map(|(_, ring)| ring)
+/// The keys of `M`'s rows, with the keys in effect on this thread.
+fn ring<M: Model>() -> Result<Row, Error> {
+    M::keys()
 }
 
 /// Threads to start beside the caller's: one per further core, at most three. Asked once:
@@ -172,10 +178,7 @@ fn helper_threads() -> usize {
     })
 }
 
-fn decrypt_batch<M: Model>(
-    records: Vec<M::Record>,
-    ring: &ResourceKeyring,
-) -> Result<Vec<M>, Error> {
+fn decrypt_batch<M: Model>(records: Vec<M::Record>, ring: &Row) -> Result<Vec<M>, Error> {
     records.into_iter().map(|r| M::decrypt(r, ring)).collect()
 }
 
@@ -259,7 +262,7 @@ type Done<M> = Vec<(usize, Result<Vec<M>, Error>)>;
 /// batches; then this thread decrypts what is left. Results are put back in batch order.
 fn run<M, Q>(
     queue: &Queue<M::Record>,
-    ring: &ResourceKeyring,
+    ring: &Row,
     helpers: usize,
     read: impl FnOnce() -> Result<(), Q>,
 ) -> Result<Vec<M>, RunError<Q>>
@@ -303,7 +306,7 @@ where
 /// The keys in effect on this thread and `M`'s keyring, or why there are none (carried into
 /// the records, as when a model is inserted directly).
 fn row_keys<M: Model>() -> Result<Row, Error> {
-    crate::__private::row(M::NAME, M::RESOURCE)
+    M::keys()
 }
 
 /// Encrypts models into their stored records, on several threads when there are many; order

@@ -1,17 +1,27 @@
 //! Support for the code `#[derive(Encrypted)]` generates. Not a public API.
+//!
+//! The generated code describes each encrypted field with a [`Spec`] (and each hash column with
+//! a [`HashSpec`]) and calls the functions here to seal, open and hash values, so the rules —
+//! empty values, legacy plaintext, wrappers, lists, resources that are not configured — live in
+//! one place and are tested once.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 pub use diesel;
+#[cfg(feature = "async")]
+pub use diesel_async;
 pub use encrypted_core::ResourceKeyring;
 
 pub use crate::Error;
 pub use crate::hash::Normalize;
 pub use crate::keys::{Keys, current};
 pub use crate::load::Model;
-pub use crate::value::Encrypted;
+pub use crate::value::{Encrypted, EncryptedList, Refused};
+
+/// The stored form of every encrypted value starts with this (before base64).
+pub(crate) const ENC_PREFIX: &[u8] = b"k8s:enc:";
 
 /// A field type `#[encrypt]` can store without `json`.
 #[diagnostic::on_unimplemented(
@@ -20,6 +30,8 @@ pub use crate::value::Encrypted;
     note = "for a serde type, write `#[encrypt(json)]`"
 )]
 pub trait Plain: Sized {
+    /// True for text (normalisation applies to its hash).
+    const TEXT: bool;
     /// What a query helper takes (`str` for `String`).
     type Borrowed: ?Sized;
     /// The text a hash column is computed from.
@@ -32,10 +44,15 @@ pub trait Plain: Sized {
     /// [`Error::InvalidUtf8`] for a `String` that is not UTF-8.
     fn from_plain(bytes: Vec<u8>, model: &'static str, field: &'static str) -> Result<Self, Error>;
     /// The text a hash column is computed from.
-    fn hash_input(&self, normalize: Normalize) -> Cow<'_, [u8]>;
+    fn hash_input(&self, normalize: Normalize) -> Cow<'_, [u8]> {
+        Self::hash_borrowed(self.borrowed(), normalize)
+    }
+    /// The value as a query helper takes it.
+    fn borrowed(&self) -> &Self::Borrowed;
 }
 
 impl Plain for String {
+    const TEXT: bool = true;
     type Borrowed = str;
     fn hash_borrowed(value: &str, normalize: Normalize) -> Cow<'_, [u8]> {
         match normalize.apply(value) {
@@ -49,12 +66,13 @@ impl Plain for String {
     fn from_plain(bytes: Vec<u8>, model: &'static str, field: &'static str) -> Result<Self, Error> {
         String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 { model, field })
     }
-    fn hash_input(&self, normalize: Normalize) -> Cow<'_, [u8]> {
-        Self::hash_borrowed(self, normalize)
+    fn borrowed(&self) -> &str {
+        self
     }
 }
 
 impl Plain for Vec<u8> {
+    const TEXT: bool = false;
     type Borrowed = [u8];
     fn hash_borrowed(value: &[u8], _: Normalize) -> Cow<'_, [u8]> {
         Cow::Borrowed(value)
@@ -65,8 +83,8 @@ impl Plain for Vec<u8> {
     fn from_plain(bytes: Vec<u8>, _: &'static str, _: &'static str) -> Result<Self, Error> {
         Ok(bytes)
     }
-    fn hash_input(&self, _: Normalize) -> Cow<'_, [u8]> {
-        Cow::Borrowed(self)
+    fn borrowed(&self) -> &[u8] {
+        self
     }
 }
 
@@ -76,8 +94,13 @@ impl Plain for Vec<u8> {
     label = "expected a string, an integer, a bool or an `Option` of them"
 )]
 pub trait AadPart {
-    /// Appends the value's text.
+    /// Appends the value's text (`None` appends nothing, as Go reads a NULL string as "").
     fn push_to(&self, aad: &mut String);
+    /// False for a key that has not been assigned yet: an integer 0 or `None` (a key the
+    /// database generates on insert is not known when the values are sealed).
+    fn assigned(&self) -> bool {
+        true
+    }
 }
 
 macro_rules! aad_display {
@@ -86,11 +109,25 @@ macro_rules! aad_display {
             fn push_to(&self, aad: &mut String) {
                 let _ = write!(aad, "{self}");
             }
+            #[allow(clippy::default_numeric_fallback, reason = "generated for every integer type")]
+            fn assigned(&self) -> bool {
+                *self != 0
+            }
         }
     )*};
 }
-aad_display!(i8, i16, i32, i64, i128, u8, u16, u32, u64, u128, bool, char);
+aad_display!(i8, i16, i32, i64, i128, u8, u16, u32, u64, u128);
 
+impl AadPart for bool {
+    fn push_to(&self, aad: &mut String) {
+        let _ = write!(aad, "{self}");
+    }
+}
+impl AadPart for char {
+    fn push_to(&self, aad: &mut String) {
+        aad.push(*self);
+    }
+}
 impl AadPart for str {
     fn push_to(&self, aad: &mut String) {
         aad.push_str(self);
@@ -105,12 +142,18 @@ impl<T: AadPart + ?Sized> AadPart for &T {
     fn push_to(&self, aad: &mut String) {
         (**self).push_to(aad);
     }
+    fn assigned(&self) -> bool {
+        (**self).assigned()
+    }
 }
 impl<T: AadPart> AadPart for Option<T> {
     fn push_to(&self, aad: &mut String) {
         if let Some(v) = self {
             v.push_to(aad);
         }
+    }
+    fn assigned(&self) -> bool {
+        self.as_ref().is_some_and(AadPart::assigned)
     }
 }
 
@@ -119,73 +162,405 @@ pub fn push_aad<T: AadPart + ?Sized>(aad: &mut String, value: &T) {
     value.push_to(aad);
 }
 
-/// The keys and the resource's chain for one row.
-pub type Row = (Arc<Keys>, Arc<ResourceKeyring>);
+/// Appends a key field's value when sealing: a key that is not assigned yet (0 or `None`) is
+/// [`Error::UnassignedKey`], never a context that later reads cannot rebuild.
+///
+/// # Errors
+/// [`Error::UnassignedKey`].
+pub fn push_aad_key<T: AadPart + ?Sized>(
+    aad: &mut String,
+    value: &T,
+    model: &'static str,
+    field: &'static str,
+) -> Result<(), Error> {
+    if !value.assigned() {
+        return Err(Error::UnassignedKey { model, field });
+    }
+    value.push_to(aad);
+    Ok(())
+}
 
-/// Looks up the keys in effect and the model's resource.
+/// The keys in effect for one row: the keys and the resource's chain, or `None` when the
+/// resource is not configured and the model keeps legacy rows by its `encrypted` flag (values
+/// are then written in plaintext with the flag false, as Obot does).
+#[derive(Debug, Clone)]
+pub struct RowKeys {
+    /// The keys in effect.
+    pub keys: Arc<Keys>,
+    /// The resource's chain, when the configuration lists the resource (or its fallback).
+    pub ring: Option<Arc<ResourceKeyring>>,
+}
+
+/// What sealing and opening a row needs, or why it cannot be had.
+pub type Row = RowKeys;
+
+/// Looks up the keys in effect and the model's resource (else its fallback resource). A model
+/// with a flag column whose resources are both unlisted gets `ring: None`.
 ///
 /// # Errors
 /// [`Error::NoKeyring`], [`Error::Resource`].
-pub fn row(model: &'static str, resource: &str) -> Result<Row, Error> {
+pub fn row_keys(
+    model: &'static str,
+    resource: &str,
+    fallback: Option<&str>,
+    flagged: bool,
+) -> Result<RowKeys, Error> {
     let keys = current()?;
-    let ring = keys.resource(model, resource)?;
-    Ok((keys, ring))
+    let ring = resource_ring(&keys, model, resource, fallback, flagged)?;
+    Ok(RowKeys { keys, ring })
 }
 
-/// Encrypts plaintext; failures are carried by the returned value. A value bound for a text
-/// column (or forced to base64) is base64-encoded here too, so that work happens on the thread
-/// that encrypts (see `encrypt_chunks`) rather than when the value is bound.
+/// The chain of `resource` (else `fallback`); `None` for a flagged model whose resources are
+/// not configured.
+///
+/// # Errors
+/// [`Error::Resource`].
+pub fn resource_ring(
+    keys: &Keys,
+    model: &'static str,
+    resource: &str,
+    fallback: Option<&str>,
+    flagged: bool,
+) -> Result<Option<Arc<ResourceKeyring>>, Error> {
+    let not_configured = |e: &encrypted_core::Error| {
+        matches!(e, encrypted_core::Error::ResourceNotConfigured { .. })
+    };
+    match keys.keyring().resource(resource) {
+        Ok(ring) => return Ok(Some(ring)),
+        Err(e) if !not_configured(&e) || fallback.is_none() && !flagged => {
+            return Err(Error::Resource {
+                model,
+                source: Box::new(e),
+            });
+        }
+        Err(_) => {}
+    }
+    if let Some(fallback) = fallback {
+        match keys.keyring().resource(fallback) {
+            Ok(ring) => return Ok(Some(ring)),
+            Err(e) if !not_configured(&e) || !flagged => {
+                return Err(Error::Resource {
+                    model,
+                    source: Box::new(e),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// How one encrypted field is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The model type.
+    pub model: &'static str,
+    /// The field.
+    pub field: &'static str,
+    /// The column.
+    pub column: &'static str,
+    /// The column is `Binary` (raw bytes, unless `base64`).
+    pub binary_column: bool,
+    /// `#[encrypt(base64)]`: a binary column holds ASCII base64.
+    pub base64: bool,
+    /// `#[encrypt(wrap = "key")]`: a text column holds `{"key":"<base64>"}`.
+    pub wrap: Option<&'static str>,
+    /// `#[encrypt(skip_empty)]`: an empty value is stored as it is.
+    pub skip_empty: bool,
+    /// The model has an `encrypted` flag column: rows with the flag false hold plaintext, and
+    /// rows with it true hold base64 of the transformer output (also `identity`'s, as Obot
+    /// writes). Without a flag a text value that is not encrypted is legacy raw text.
+    pub flagged: bool,
+}
+
+impl Spec {
+    /// Whether the column holds text (base64, a wrapper, or legacy raw text) rather than raw
+    /// transformer output.
+    #[must_use]
+    pub const fn text(&self) -> bool {
+        !self.binary_column || self.base64
+    }
+
+    pub(crate) fn crypto(&self, source: encrypted_core::Error) -> Error {
+        Error::Crypto {
+            model: self.model,
+            field: self.field,
+            source: Box::new(source),
+        }
+    }
+
+    fn not_configured(&self, resource: &str) -> Error {
+        self.crypto(encrypted_core::Error::ResourceNotConfigured {
+            resource: resource.to_owned(),
+        })
+    }
+}
+
+/// Whether the chain reads plaintext (has an `identity` provider).
+pub(crate) fn reads_plaintext(ring: &ResourceKeyring) -> bool {
+    ring.keys()
+        .any(|k| k.provider == encrypted_core::ProviderKind::Identity)
+}
+
+/// What sealing produced for the flag column: false when the resource is not configured and
+/// the values were written in plaintext.
+#[must_use]
+pub fn sealed_flag(row: &Result<Row, Error>) -> bool {
+    !matches!(row, Ok(RowKeys { ring: None, .. }))
+}
+
+/// Encrypts plaintext; failures are carried by the returned value and reported when it is
+/// bound. The base64 of a value bound for text is computed here, on the thread that encrypts
+/// (see `encrypt_chunks`), rather than when the value is bound.
 #[must_use]
 pub fn seal<P: AsRef<[u8]>>(
+    spec: &Spec,
     row: &Result<Row, Error>,
     plain: Result<P, Error>,
-    aad: &str,
-    base64: bool,
-    binary_column: bool,
-    model: &'static str,
-    field: &'static str,
+    aad: &Result<Cow<'_, str>, Error>,
 ) -> Encrypted {
-    let result = row.as_ref().map_err(Clone::clone).and_then(|(_, ring)| {
-        ring.encrypt(plain?.as_ref(), aad.as_bytes())
-            .map_err(|source| Error::Crypto {
-                model,
-                field,
-                source: Box::new(source),
-            })
-    });
-    match result {
-        Ok(stored) if base64 || !binary_column => Encrypted::sealed(stored, base64).with_text(),
-        Ok(stored) => Encrypted::sealed(stored, base64),
+    match seal_bytes(spec, row, plain.as_ref().map(AsRef::as_ref), aad) {
+        Ok(Sealed::Stored(stored)) if spec.text() => Encrypted::sealed(stored, true).with_text(),
+        Ok(Sealed::Stored(stored)) => Encrypted::sealed(stored, false),
+        Ok(Sealed::Verbatim(bytes)) => Encrypted::verbatim(bytes),
         Err(e) => Encrypted::failed(e),
     }
 }
 
-/// Decrypts a stored value (or takes it as is for a legacy row whose flag is false).
+/// A sealed value: transformer output, or the column's exact content.
+enum Sealed {
+    Stored(Vec<u8>),
+    Verbatim(Vec<u8>),
+}
+
+fn seal_bytes(
+    spec: &Spec,
+    row: &Result<Row, Error>,
+    plain: Result<&[u8], &Error>,
+    aad: &Result<Cow<'_, str>, Error>,
+) -> Result<Sealed, Error> {
+    let row = row.as_ref().map_err(Clone::clone)?;
+    let plain = plain.map_err(Clone::clone)?;
+    let aad = aad.as_ref().map_err(Clone::clone)?;
+    if spec.skip_empty && plain.is_empty() {
+        return Ok(Sealed::Verbatim(Vec::new()));
+    }
+    let Some(ring) = &row.ring else {
+        // Not configured (flagged models only): plaintext, with the flag false.
+        return verbatim(spec, plain.to_vec());
+    };
+    let stored = ring
+        .encrypt(plain, aad.as_bytes())
+        .map_err(|e| spec.crypto(e))?;
+    if !stored.starts_with(ENC_PREFIX) && !spec.flagged && spec.text() {
+        // `identity` writes: without a flag, legacy text is raw text, so the plaintext is
+        // stored as it is (base64 of it would read back as other text).
+        return verbatim(spec, stored);
+    }
+    if let Some(key) = spec.wrap {
+        let mut object = serde_json::Map::new();
+        object.insert(
+            key.to_owned(),
+            serde_json::Value::String(encrypted_core::encode_base64(&stored)),
+        );
+        let text = serde_json::Value::Object(object).to_string();
+        return Ok(Sealed::Verbatim(text.into_bytes()));
+    }
+    Ok(Sealed::Stored(stored))
+}
+
+fn verbatim(spec: &Spec, bytes: Vec<u8>) -> Result<Sealed, Error> {
+    if !spec.binary_column && std::str::from_utf8(&bytes).is_err() {
+        return Err(Error::Storage(
+            format!(
+                "{}.{}: a plaintext value for a text column must be UTF-8",
+                spec.model, spec.field
+            )
+            .into(),
+        ));
+    }
+    Ok(Sealed::Verbatim(bytes))
+}
+
+/// Where a stored value's plaintext comes from.
+pub(crate) enum Route<'v> {
+    /// The column's content is the plaintext (flag false, an empty skipped value, or legacy raw
+    /// text read through `identity`).
+    Plain(Cow<'v, [u8]>),
+    /// Transformer output to decrypt.
+    Decrypt(Cow<'v, [u8]>),
+}
+
+/// Decides how a stored value is read: the one place the legacy rules live.
+///
+/// - flag false: the column holds the plaintext as it is;
+/// - `skip_empty` and an empty column: the empty plaintext;
+/// - binary column: the raw transformer output (`identity` returns unprefixed bytes as they are);
+/// - text (or `base64`) with a flag: base64 of the transformer output, always;
+/// - text without a flag: base64 that decodes to `k8s:enc:`-prefixed bytes is decrypted; any
+///   other text is legacy raw text, which only an `identity` provider reads, as the text itself.
+///   No configuration can turn such text into other text.
+pub(crate) fn route<'v>(
+    spec: &Spec,
+    value: &'v Encrypted,
+    ring: Option<&ResourceKeyring>,
+    resource: &str,
+    legacy: bool,
+) -> Result<Route<'v>, Error> {
+    if legacy {
+        return Ok(Route::Plain(value.raw()));
+    }
+    if spec.skip_empty && value.is_empty_raw() {
+        return Ok(Route::Plain(Cow::Borrowed(&[])));
+    }
+    let ring = ring.ok_or_else(|| spec.not_configured(resource))?;
+    if !spec.text() {
+        return Ok(Route::Decrypt(value.raw()));
+    }
+    let stored = match spec.wrap {
+        Some(key) => unwrap_json(spec, &value.raw(), key).map(Cow::Owned),
+        None => value.stored(true),
+    };
+    if spec.flagged {
+        return stored.map(Route::Decrypt).map_err(|e| spec.crypto(e));
+    }
+    match stored {
+        Ok(bytes) if bytes.starts_with(ENC_PREFIX) => Ok(Route::Decrypt(bytes)),
+        Ok(_) | Err(_) if reads_plaintext(ring) => Ok(Route::Plain(value.raw())),
+        Ok(bytes) => Ok(Route::Decrypt(bytes)),
+        Err(e) => Err(spec.crypto(e)),
+    }
+}
+
+/// The base64 inside `{"key":"<base64>"}`, decoded.
+fn unwrap_json(spec: &Spec, text: &[u8], key: &str) -> Result<Vec<u8>, encrypted_core::Error> {
+    let not_wrapped = || encrypted_core::Error::Other {
+        context: format!(
+            "{}.{}: expected a JSON object with the single key {key:?} holding base64",
+            spec.model, spec.field
+        ),
+        source: Arc::new(Error::Storage("not a wrapped value".into())),
+    };
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(text).map_err(|_| not_wrapped())?;
+    match (object.len(), object.get(key)) {
+        (1, Some(serde_json::Value::String(b64))) => encrypted_core::decode_base64(b64),
+        _ => Err(not_wrapped()),
+    }
+}
+
+/// Decrypts a stored value (or takes it as it is, as [`route`] decides).
 ///
 /// # Errors
 /// [`Error::Crypto`] when the keyring cannot read it.
 pub fn open(
-    ring: &ResourceKeyring,
+    spec: &Spec,
+    row: &Row,
+    resource: &str,
     value: Encrypted,
     aad: &str,
-    base64: bool,
     legacy: bool,
-    model: &'static str,
-    field: &'static str,
 ) -> Result<Vec<u8>, Error> {
-    if legacy {
-        return Ok(value.into_raw());
-    }
-    let crypto = |source| Error::Crypto {
-        model,
-        field,
-        source: Box::new(source),
+    let ring = row.ring.as_deref();
+    let owned_route = match route(spec, &value, ring, resource, legacy)? {
+        Route::Plain(p) => return Ok(p.into_owned()),
+        Route::Decrypt(Cow::Owned(stored)) => Some(stored),
+        Route::Decrypt(Cow::Borrowed(_)) => None,
     };
-    let stored = value.into_stored(base64).map_err(crypto)?;
-    ring.decrypt_owned(stored, aad.as_bytes()).map_err(crypto)
+    let Some(ring) = ring else {
+        return Err(spec.not_configured(resource));
+    };
+    // The value itself holds the stored bytes: decrypt them in place.
+    let stored = match owned_route {
+        Some(stored) => stored,
+        None => value.into_stored(spec.text()).map_err(|e| spec.crypto(e))?,
+    };
+    ring.decrypt_owned(stored, aad.as_bytes())
+        .map_err(|e| spec.crypto(e))
+}
+
+/// Seals each element of a list (`#[encrypt(each)]`): a JSON array of base64 strings, empty
+/// elements kept as they are with `skip_empty`; plaintext strings when the resource is not
+/// configured.
+#[must_use]
+pub fn seal_each<T: AsRef<str>>(
+    spec: &Spec,
+    row: &Result<Row, Error>,
+    items: &[T],
+    aad: &Result<Cow<'_, str>, Error>,
+) -> EncryptedList {
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match seal_bytes(spec, row, Ok(item.as_ref().as_bytes()), aad) {
+            Ok(Sealed::Stored(stored)) => out.push(serde_json::Value::String(
+                encrypted_core::encode_base64(&stored),
+            )),
+            Ok(Sealed::Verbatim(bytes)) => match String::from_utf8(bytes) {
+                Ok(s) => out.push(serde_json::Value::String(s)),
+                Err(_) => {
+                    return EncryptedList::failed(Error::InvalidUtf8 {
+                        model: spec.model,
+                        field: spec.field,
+                    });
+                }
+            },
+            Err(e) => return EncryptedList::failed(e),
+        }
+    }
+    EncryptedList::new(serde_json::Value::Array(out))
+}
+
+/// The stored elements of a list column as text values, or why the column is not a JSON array
+/// of strings.
+pub(crate) fn list_items(spec: &Spec, list: &EncryptedList) -> Result<Vec<Encrypted>, Error> {
+    let not_list = || {
+        Error::Storage(
+            format!(
+                "{}.{}: expected a JSON array of strings",
+                spec.model, spec.field
+            )
+            .into(),
+        )
+    };
+    match list.value()? {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                serde_json::Value::String(s) => Ok(Encrypted::from_text(s.as_bytes())),
+                _ => Err(not_list()),
+            })
+            .collect(),
+        serde_json::Value::Null => Ok(Vec::new()),
+        _ => Err(not_list()),
+    }
+}
+
+/// Opens each element of a list column.
+///
+/// # Errors
+/// [`Error::Crypto`] for an element the keyring cannot read; [`Error::Storage`] for a column
+/// that is not a JSON array of strings; [`Error::InvalidUtf8`].
+pub fn open_each(
+    spec: &Spec,
+    row: &Row,
+    resource: &str,
+    list: EncryptedList,
+    aad: &str,
+    legacy: bool,
+) -> Result<Vec<String>, Error> {
+    list_items(spec, &list)?
+        .into_iter()
+        .map(|item| {
+            let bytes = open(spec, row, resource, item, aad, legacy)?;
+            String::from_plain(bytes, spec.model, spec.field)
+        })
+        .collect()
 }
 
 /// Plaintext of a `String`/`Vec<u8>` field.
+///
+/// # Errors
+/// Never; the signature matches [`json_plain`].
 pub fn plain<T: Plain>(value: &T) -> Result<&[u8], Error> {
     Ok(value.plain())
 }
@@ -226,74 +601,111 @@ pub fn from_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|e| Error::json(model, field, &e))
 }
 
-/// A SHA-256 lookup hash.
-#[must_use]
-pub fn hash_sha256<T: Plain>(value: &T, normalize: Normalize) -> String {
-    crate::hash::sha256_hex(&value.hash_input(normalize))
+/// How one hash column is computed.
+#[derive(Debug, Clone, Copy)]
+pub struct HashSpec {
+    /// The model type.
+    pub model: &'static str,
+    /// The field it hashes.
+    pub field: &'static str,
+    /// The hash column.
+    pub column: &'static str,
+    /// The model's resource (part of an HMAC's input).
+    pub resource: &'static str,
+    /// HMAC with the lookup keys rather than plain SHA-256.
+    pub hmac: bool,
+    /// The normalisation applied first.
+    pub normalize: Normalize,
+    /// An empty value leaves the column `''`.
+    pub blank_if_empty: bool,
 }
 
-/// An HMAC lookup hash.
+impl HashSpec {
+    /// The hash of `value` with the current lookup key (plain SHA-256 without `hmac`); `''` for
+    /// an empty value with `hash_empty = blank`.
+    ///
+    /// # Errors
+    /// [`Error::NoLookupKey`] for an HMAC column without lookup keys.
+    pub fn compute(&self, keys: Option<&Keys>, value: &[u8]) -> Result<String, Error> {
+        if self.blank_if_empty && value.is_empty() {
+            return Ok(String::new());
+        }
+        if !self.hmac {
+            return Ok(crate::hash::sha256_hex(value));
+        }
+        let lookup = self.lookup(keys)?;
+        Ok(lookup.current().hash(self.resource, self.column, value))
+    }
+
+    /// Every hash `value` may be stored under: one per active lookup key (the current first).
+    ///
+    /// # Errors
+    /// [`Error::NoLookupKey`] for an HMAC column without lookup keys.
+    pub fn candidates(&self, keys: Option<&Keys>, value: &[u8]) -> Result<Vec<String>, Error> {
+        if self.blank_if_empty && value.is_empty() {
+            return Ok(vec![String::new()]);
+        }
+        if !self.hmac {
+            return Ok(vec![crate::hash::sha256_hex(value)]);
+        }
+        let lookup = self.lookup(keys)?;
+        Ok(lookup
+            .iter()
+            .map(|k| k.hash(self.resource, self.column, value))
+            .collect())
+    }
+
+    fn lookup<'k>(&self, keys: Option<&'k Keys>) -> Result<&'k crate::LookupKeys, Error> {
+        keys.and_then(Keys::lookup_keys).ok_or(Error::NoLookupKey {
+            model: self.model,
+            field: self.field,
+        })
+    }
+}
+
+/// The hash of a field's value for its hash column (`None` for a NULL value).
 ///
 /// # Errors
-/// [`Error::NoLookupKey`] when the keys have none; [`Error::NoKeyring`].
-pub fn hash_hmac<T: Plain>(
-    keys: Option<&Keys>,
-    value: &T,
-    normalize: Normalize,
-    resource: &str,
-    column: &str,
-    model: &'static str,
-    field: &'static str,
-) -> Result<String, Error> {
-    let owned;
-    let keys = match keys {
-        Some(k) => k,
-        None => {
-            owned = current()?;
-            &owned
-        }
+/// As [`HashSpec::compute`].
+pub fn hash<T: Plain>(
+    spec: &HashSpec,
+    row: &Result<Row, Error>,
+    value: Option<&T>,
+) -> Result<Option<String>, Error> {
+    let Some(value) = value else {
+        return Ok(None);
     };
-    let key = keys.hmac_key().ok_or(Error::NoLookupKey { model, field })?;
-    Ok(crate::hash::hmac_hex(
-        key,
-        resource,
-        column,
-        &value.hash_input(normalize),
-    ))
+    let keys = match row {
+        Ok(r) => Some(&*r.keys),
+        Err(_) if !spec.hmac => None,
+        Err(e) => return Err(e.clone()),
+    };
+    spec.compute(keys, &value.hash_input(spec.normalize))
+        .map(Some)
+}
+
+/// The hashes a query helper looks for: one per active lookup key.
+///
+/// # Errors
+/// [`Error::NoKeyring`], [`Error::NoLookupKey`].
+pub fn lookup_hashes<T: Plain>(spec: &HashSpec, value: &T::Borrowed) -> Result<Vec<String>, Error> {
+    let keys = if spec.hmac { Some(current()?) } else { None };
+    spec.candidates(keys.as_deref(), &T::hash_borrowed(value, spec.normalize))
+}
+
+/// The hash a query helper compares with, under the current lookup key.
+///
+/// # Errors
+/// [`Error::NoKeyring`], [`Error::NoLookupKey`].
+pub fn lookup_hash<T: Plain>(spec: &HashSpec, value: &T::Borrowed) -> Result<String, Error> {
+    let keys = if spec.hmac { Some(current()?) } else { None };
+    spec.compute(keys.as_deref(), &T::hash_borrowed(value, spec.normalize))
 }
 
 /// Converts an error for `Queryable::build`.
 #[must_use]
 pub fn deserialize_error(e: Error) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(e)
-}
-
-/// A SHA-256 lookup hash for a query helper.
-#[must_use]
-pub fn hash_sha256_borrowed<T: Plain>(value: &T::Borrowed, normalize: Normalize) -> String {
-    crate::hash::sha256_hex(&T::hash_borrowed(value, normalize))
-}
-
-/// An HMAC lookup hash for a query helper, with the keys in effect.
-///
-/// # Errors
-/// [`Error::NoKeyring`], [`Error::NoLookupKey`].
-pub fn hash_hmac_borrowed<T: Plain>(
-    value: &T::Borrowed,
-    normalize: Normalize,
-    resource: &str,
-    column: &str,
-    model: &'static str,
-    field: &'static str,
-) -> Result<String, Error> {
-    let keys = current()?;
-    let key = keys.hmac_key().ok_or(Error::NoLookupKey { model, field })?;
-    Ok(crate::hash::hmac_hex(
-        key,
-        resource,
-        column,
-        &T::hash_borrowed(value, normalize),
-    ))
 }
 
 /// The SQL types an `#[encrypt]` column may have.
@@ -312,6 +724,18 @@ impl<T: EncryptableColumn + diesel::sql_types::SqlType> EncryptableColumn
 {
 }
 
+/// The SQL types an `#[encrypt(each)]` column may have.
+#[diagnostic::on_unimplemented(
+    message = "`#[encrypt(each)]` needs a JSON column, but this column is `{Self}`",
+    label = "the diesel::table! column for this field is `{Self}`",
+    note = "declare the column `Json` or `Jsonb` (`Nullable<_>` for an `Option` field)"
+)]
+pub trait ListColumn {}
+
+impl ListColumn for diesel::sql_types::Json {}
+impl ListColumn for diesel::sql_types::Jsonb {}
+impl<T: ListColumn + diesel::sql_types::SqlType> ListColumn for diesel::sql_types::Nullable<T> {}
+
 /// Compile-time check that an encrypted field's column is text or binary: the generated code
 /// declares a constant of this type for each encrypted column.
 #[derive(Debug)]
@@ -322,94 +746,234 @@ impl<T: EncryptableColumn> CheckColumn<T> {
     pub const OK: Self = CheckColumn(std::marker::PhantomData);
 }
 
-pub use crate::rewrap::{Column, Inspected, Rewrap, StoredValue, ValueState};
+/// Compile-time check that an `each` field's column is JSON.
+#[derive(Debug)]
+pub struct CheckListColumn<T: ListColumn>(std::marker::PhantomData<T>);
 
-/// What inspecting a row found so far.
-#[derive(Debug, Default)]
-pub struct InspectState {
-    /// A value is stale or plaintext.
-    pub needs_rewrap: bool,
-    /// A value could not be read.
-    pub failed: bool,
+impl<T: ListColumn> CheckListColumn<T> {
+    /// The only value.
+    pub const OK: Self = CheckListColumn(std::marker::PhantomData);
 }
 
-/// Reads one stored value for [`Rewrap::inspect`]: records its state and returns its plaintext
-/// (`None` for NULL or an unreadable value).
-#[allow(clippy::too_many_arguments, reason = "generated call sites")]
-pub fn inspect_value(
-    ring: &ResourceKeyring,
-    value: Option<&Encrypted>,
-    aad: &str,
-    base64: bool,
-    legacy: bool,
-    model: &'static str,
-    column: &'static str,
-    values: &mut Vec<StoredValue>,
-    state: &mut InspectState,
-) -> Option<Vec<u8>> {
-    let value = value?;
-    if legacy {
-        state.needs_rewrap = true;
-        values.push(StoredValue {
-            column,
-            state: ValueState::Plaintext,
-        });
-        return Some(value.raw().into_owned());
-    }
-    let crypto = |source| Error::Crypto {
-        model,
-        field: column,
-        source: Box::new(source),
-    };
-    let read = value
-        .stored(base64)
-        .map_err(crypto)
-        .and_then(|stored| ring.decrypt(&stored, aad.as_bytes()).map_err(crypto));
-    match read {
-        Ok(d) => {
-            let s = if d.key.provider == encrypted_core::ProviderKind::Identity {
-                ValueState::Plaintext
-            } else if d.stale {
-                ValueState::Stale(d.key)
-            } else {
-                ValueState::Current(d.key)
-            };
-            if !matches!(s, ValueState::Current(_)) {
-                state.needs_rewrap = true;
-            }
-            values.push(StoredValue { column, state: s });
-            Some(d.plaintext)
+/// The record field type of an encrypted column, by the column's SQL type: [`Encrypted`] for
+/// text and binary, [`EncryptedList`] for JSON, and [`Refused`] for anything else — which
+/// compiles, so that a column of the wrong type is reported once, by [`CheckColumn`], rather
+/// than by every Diesel trait the record needs.
+pub trait StoredAs {
+    /// The record field type.
+    type Value: Slot;
+}
+
+impl StoredAs for diesel::sql_types::Text {
+    type Value = Encrypted;
+}
+impl StoredAs for diesel::sql_types::Binary {
+    type Value = Encrypted;
+}
+impl StoredAs for diesel::sql_types::Json {
+    type Value = EncryptedList;
+}
+impl StoredAs for diesel::sql_types::Jsonb {
+    type Value = EncryptedList;
+}
+impl<T: StoredAs + diesel::sql_types::SqlType> StoredAs for diesel::sql_types::Nullable<T> {
+    type Value = T::Value;
+}
+
+macro_rules! refused {
+    ($($t:ty),* $(,)?) => {$(
+        impl StoredAs for $t {
+            type Value = Refused<$t>;
         }
-        Err(e) => {
-            state.failed = true;
-            values.push(StoredValue {
-                column,
-                state: ValueState::Undecryptable(e),
-            });
-            None
+        impl ColumnKind for $t {
+            const BINARY: bool = false;
+            const NULLABLE: bool = false;
+        }
+    )*};
+}
+refused!(
+    diesel::sql_types::Bool,
+    diesel::sql_types::TinyInt,
+    diesel::sql_types::SmallInt,
+    diesel::sql_types::Integer,
+    diesel::sql_types::BigInt,
+    diesel::sql_types::Float,
+    diesel::sql_types::Double,
+    diesel::sql_types::Numeric,
+    diesel::sql_types::Date,
+    diesel::sql_types::Time,
+    diesel::sql_types::Timestamp,
+);
+#[cfg(feature = "postgres")]
+refused!(
+    diesel::sql_types::Timestamptz,
+    diesel::sql_types::Uuid,
+    diesel::sql_types::Interval,
+);
+
+/// A record field holding a stored value: converts to and from what the generated code seals
+/// and opens.
+pub trait Slot: Sized {
+    /// From a sealed single value.
+    fn from_value(value: Encrypted) -> Self;
+    /// From a sealed list.
+    fn from_list(list: EncryptedList) -> Self;
+    /// The stored single value.
+    fn into_value(self) -> Encrypted;
+    /// The stored list.
+    fn into_list(self) -> EncryptedList;
+    /// The stored single value, borrowed (`None` for another kind of column).
+    fn as_value(&self) -> Option<&Encrypted>;
+    /// The stored list, borrowed (`None` for another kind of column).
+    fn as_list(&self) -> Option<&EncryptedList>;
+    /// The stored value for the rotation engine.
+    fn stored(&self) -> Option<crate::rotate::Stored<'_>> {
+        match (self.as_value(), self.as_list()) {
+            (Some(v), _) => Some(crate::rotate::Stored::Value(v)),
+            (None, Some(l)) => Some(crate::rotate::Stored::List(l)),
+            (None, None) => None,
         }
     }
 }
 
-/// Re-encrypts a plaintext read by [`inspect_value`].
-///
-/// # Errors
-/// [`Error::Crypto`].
-pub fn reseal(
-    ring: &ResourceKeyring,
-    plain: &[u8],
-    aad: &str,
-    base64: bool,
-    model: &'static str,
-    field: &'static str,
-) -> Result<Encrypted, Error> {
-    ring.encrypt(plain, aad.as_bytes())
-        .map(|stored| Encrypted::sealed(stored, base64))
-        .map_err(|source| Error::Crypto {
-            model,
-            field,
-            source: Box::new(source),
-        })
+/// The next re-encrypted value of a rewrite, for a NOT NULL column.
+pub fn take_value<T: Slot>(
+    values: &mut impl Iterator<Item = Option<crate::rotate::NewValue>>,
+) -> T {
+    take_optional(values).unwrap_or_else(|| {
+        T::from_value(Encrypted::failed(Error::Storage(
+            "a rewrite is missing a value".into(),
+        )))
+    })
+}
+
+/// The next re-encrypted value of a rewrite, for a nullable column.
+pub fn take_optional<T: Slot>(
+    values: &mut impl Iterator<Item = Option<crate::rotate::NewValue>>,
+) -> Option<T> {
+    match values.next().flatten()? {
+        crate::rotate::NewValue::Value(v) => Some(T::from_value(v)),
+        crate::rotate::NewValue::List(l) => Some(T::from_list(l)),
+    }
+}
+
+/// A field type `#[encrypt(each)]` can store: a list of strings.
+#[diagnostic::on_unimplemented(
+    message = "`#[encrypt(each)]` cannot store a `{Self}` field",
+    label = "expected `Vec<String>` or `Option<Vec<String>>`"
+)]
+pub trait Each: Sized {
+    /// The elements.
+    fn items(&self) -> &[String];
+    /// Back from the elements.
+    fn from_items(items: Vec<String>) -> Self;
+}
+
+impl Each for Vec<String> {
+    fn items(&self) -> &[String] {
+        self
+    }
+    fn from_items(items: Vec<String>) -> Self {
+        items
+    }
+}
+
+fn wrong_kind() -> Error {
+    Error::Storage("a stored value of another kind of column".into())
+}
+
+impl Slot for Encrypted {
+    fn from_value(value: Encrypted) -> Self {
+        value
+    }
+    fn from_list(_: EncryptedList) -> Self {
+        Encrypted::failed(wrong_kind())
+    }
+    fn into_value(self) -> Encrypted {
+        self
+    }
+    fn into_list(self) -> EncryptedList {
+        EncryptedList::failed(wrong_kind())
+    }
+    fn as_value(&self) -> Option<&Encrypted> {
+        Some(self)
+    }
+    fn as_list(&self) -> Option<&EncryptedList> {
+        None
+    }
+}
+
+impl Slot for EncryptedList {
+    fn from_value(_: Encrypted) -> Self {
+        EncryptedList::failed(wrong_kind())
+    }
+    fn from_list(list: EncryptedList) -> Self {
+        list
+    }
+    fn into_value(self) -> Encrypted {
+        Encrypted::failed(wrong_kind())
+    }
+    fn into_list(self) -> EncryptedList {
+        self
+    }
+    fn as_value(&self) -> Option<&Encrypted> {
+        None
+    }
+    fn as_list(&self) -> Option<&EncryptedList> {
+        Some(self)
+    }
+}
+
+impl<ST> Slot for Refused<ST> {
+    fn from_value(_: Encrypted) -> Self {
+        Refused::new()
+    }
+    fn from_list(_: EncryptedList) -> Self {
+        Refused::new()
+    }
+    fn into_value(self) -> Encrypted {
+        Encrypted::failed(wrong_kind())
+    }
+    fn into_list(self) -> EncryptedList {
+        EncryptedList::failed(wrong_kind())
+    }
+    fn as_value(&self) -> Option<&Encrypted> {
+        None
+    }
+    fn as_list(&self) -> Option<&EncryptedList> {
+        None
+    }
+}
+
+/// The record field type of a hash column, by the column's SQL type (`String`, or
+/// `Option<String>` for a nullable column).
+pub trait HashSql {
+    /// The record field type.
+    type Value;
+    /// From a computed hash: a NULL value leaves a NOT NULL column `''`.
+    fn from_hash(hash: Option<String>) -> Self::Value;
+    /// The stored hash (`None` for NULL).
+    fn get(value: &Self::Value) -> Option<&str>;
+}
+
+impl HashSql for diesel::sql_types::Text {
+    type Value = String;
+    fn from_hash(hash: Option<String>) -> String {
+        hash.unwrap_or_default()
+    }
+    fn get(value: &String) -> Option<&str> {
+        Some(value)
+    }
+}
+
+impl HashSql for diesel::sql_types::Nullable<diesel::sql_types::Text> {
+    type Value = Option<String>;
+    fn from_hash(hash: Option<String>) -> Option<String> {
+        hash
+    }
+    fn get(value: &Option<String>) -> Option<&str> {
+        value.as_deref()
+    }
 }
 
 /// Whether an encrypted column binds as bytes.
@@ -425,6 +989,14 @@ impl ColumnKind for diesel::sql_types::Text {
 }
 impl ColumnKind for diesel::sql_types::Binary {
     const BINARY: bool = true;
+    const NULLABLE: bool = false;
+}
+impl ColumnKind for diesel::sql_types::Json {
+    const BINARY: bool = false;
+    const NULLABLE: bool = false;
+}
+impl ColumnKind for diesel::sql_types::Jsonb {
+    const BINARY: bool = false;
     const NULLABLE: bool = false;
 }
 impl<T: ColumnKind + diesel::sql_types::SqlType> ColumnKind for diesel::sql_types::Nullable<T> {

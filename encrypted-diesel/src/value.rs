@@ -50,6 +50,9 @@ enum Repr {
     Undecodable(Box<(Vec<u8>, encrypted_core::Error)>),
     /// Read from a `Binary` column.
     Binary(Vec<u8>),
+    /// Written by this process: the column's exact content (a plaintext stored as it is, or a
+    /// wrapper object), not transformer output.
+    Verbatim(Vec<u8>),
     /// Encryption failed; binding the value reports this.
     Failed(Box<Error>),
 }
@@ -57,9 +60,10 @@ enum Repr {
 impl fmt::Debug for Encrypted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) | Repr::Decoded { bytes, .. } => {
-                write!(f, "Encrypted({} bytes)", bytes.len())
-            }
+            Repr::Sealed { bytes, .. }
+            | Repr::Binary(bytes)
+            | Repr::Decoded { bytes, .. }
+            | Repr::Verbatim(bytes) => write!(f, "Encrypted({} bytes)", bytes.len()),
             Repr::Undecodable(undecodable) => {
                 write!(f, "Encrypted({} chars, not base64)", undecodable.0.len())
             }
@@ -91,6 +95,28 @@ impl Encrypted {
         self
     }
 
+    /// The column's exact content, written as it is (a plaintext, or a wrapper object).
+    #[must_use]
+    pub fn verbatim(bytes: Vec<u8>) -> Self {
+        Self {
+            repr: Repr::Verbatim(bytes),
+            base64: false,
+        }
+    }
+
+    /// True when the column holds nothing (the empty string or no bytes).
+    #[must_use]
+    pub fn is_empty_raw(&self) -> bool {
+        match &self.repr {
+            Repr::Sealed { bytes, .. }
+            | Repr::Decoded { bytes, .. }
+            | Repr::Binary(bytes)
+            | Repr::Verbatim(bytes) => bytes.is_empty(),
+            Repr::Undecodable(undecodable) => undecodable.0.is_empty(),
+            Repr::Failed(_) => false,
+        }
+    }
+
     /// A value that could not be encrypted; binding it fails with `error`.
     #[must_use]
     pub fn failed(error: Error) -> Self {
@@ -113,6 +139,10 @@ impl Encrypted {
                 encrypted_core::decode_base64_bytes(bytes).map(Cow::Owned)
             }
             Repr::Binary(bytes) => Ok(Cow::Borrowed(bytes)),
+            Repr::Verbatim(bytes) if base64 => {
+                encrypted_core::decode_base64_bytes(bytes).map(Cow::Owned)
+            }
+            Repr::Verbatim(bytes) => Ok(Cow::Borrowed(bytes)),
             Repr::Undecodable(undecodable) => Err(undecodable.1.clone()),
             Repr::Failed(e) => Err(Self::not_encrypted(e)),
         }
@@ -128,6 +158,8 @@ impl Encrypted {
             Repr::Sealed { bytes, .. } | Repr::Decoded { bytes, .. } => Ok(bytes),
             Repr::Binary(bytes) if base64 => encrypted_core::decode_base64_bytes(&bytes),
             Repr::Binary(bytes) => Ok(bytes),
+            Repr::Verbatim(bytes) if base64 => encrypted_core::decode_base64_bytes(&bytes),
+            Repr::Verbatim(bytes) => Ok(bytes),
             Repr::Undecodable(undecodable) => Err(undecodable.1),
             Repr::Failed(e) => Err(Self::not_encrypted(&e)),
         }
@@ -144,7 +176,9 @@ impl Encrypted {
     #[must_use]
     pub fn raw(&self) -> Cow<'_, [u8]> {
         match &self.repr {
-            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => Cow::Borrowed(bytes),
+            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) | Repr::Verbatim(bytes) => {
+                Cow::Borrowed(bytes)
+            }
             Repr::Decoded { bytes, text } => Cow::Borrowed(cached_base64(bytes, text).as_bytes()),
             Repr::Undecodable(undecodable) => Cow::Borrowed(&undecodable.0),
             Repr::Failed(_) => Cow::Borrowed(&[]),
@@ -155,7 +189,7 @@ impl Encrypted {
     #[must_use]
     pub fn into_raw(self) -> Vec<u8> {
         match self.repr {
-            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) => bytes,
+            Repr::Sealed { bytes, .. } | Repr::Binary(bytes) | Repr::Verbatim(bytes) => bytes,
             Repr::Decoded { bytes, text } => text
                 .into_inner()
                 .map_or_else(|| encrypted_core::encode_base64(&bytes), String::from)
@@ -166,7 +200,7 @@ impl Encrypted {
     }
 
     /// A value read from a text column: base64-decoded now, from the database's buffer.
-    fn from_text(text: &[u8]) -> Self {
+    pub(crate) fn from_text(text: &[u8]) -> Self {
         let repr = match encrypted_core::decode_base64_bytes(text) {
             Ok(bytes) => Repr::Decoded {
                 bytes,
@@ -184,6 +218,8 @@ impl Encrypted {
             }
             Repr::Undecodable(undecodable) => std::str::from_utf8(&undecodable.0)
                 .map_err(|_| Error::Storage("a value read as text is not UTF-8".into())),
+            Repr::Verbatim(bytes) => std::str::from_utf8(bytes)
+                .map_err(|_| Error::Storage("a value for a text column is not UTF-8".into())),
             Repr::Binary(_) => Err(Error::Storage(
                 "a value read from a binary column cannot be written to a text column".into(),
             )),
@@ -194,7 +230,7 @@ impl Encrypted {
     fn binary(&self) -> Result<&[u8], Error> {
         match &self.repr {
             Repr::Sealed { bytes, .. } if !self.base64 => Ok(bytes),
-            Repr::Binary(bytes) => Ok(bytes),
+            Repr::Binary(bytes) | Repr::Verbatim(bytes) => Ok(bytes),
             _ => self.text().map(str::as_bytes),
         }
     }
@@ -246,6 +282,195 @@ where
             repr: Repr::Binary(<Vec<u8> as FromSql<Binary, DB>>::from_sql(bytes)?),
             base64: false,
         })
+    }
+}
+
+/// A list column of `#[encrypt(each)]` as stored: a JSON array whose elements are base64 of
+/// each element's transformer output, or the error that prevented encrypting it (reported by
+/// `ToSql`, so nothing is written in its place). Its `Debug` shows the element count only.
+#[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Json)]
+#[diesel(sql_type = diesel::sql_types::Jsonb)]
+pub struct EncryptedList(Result<serde_json::Value, Box<Error>>);
+
+impl fmt::Debug for EncryptedList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Ok(serde_json::Value::Array(items)) => {
+                write!(f, "EncryptedList({} elements)", items.len())
+            }
+            Ok(_) => f.write_str("EncryptedList(not an array)"),
+            Err(e) => write!(f, "EncryptedList(failed: {e})"),
+        }
+    }
+}
+
+impl EncryptedList {
+    /// A sealed list.
+    #[must_use]
+    pub fn new(value: serde_json::Value) -> Self {
+        Self(Ok(value))
+    }
+
+    /// A list that could not be encrypted; binding it fails with `error`.
+    #[must_use]
+    pub fn failed(error: Error) -> Self {
+        Self(Err(Box::new(error)))
+    }
+
+    /// The stored JSON.
+    ///
+    /// # Errors
+    /// The error of a list that could not be encrypted.
+    pub fn value(&self) -> Result<&serde_json::Value, Error> {
+        self.0.as_ref().map_err(|e| (**e).clone())
+    }
+}
+
+impl<DB> ToSql<diesel::sql_types::Json, DB> for EncryptedList
+where
+    DB: Backend,
+    serde_json::Value: ToSql<diesel::sql_types::Json, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        match &self.0 {
+            Ok(v) => <serde_json::Value as ToSql<diesel::sql_types::Json, DB>>::to_sql(v, out),
+            Err(e) => Err(Box::new((**e).clone())),
+        }
+    }
+}
+
+impl<DB> ToSql<diesel::sql_types::Jsonb, DB> for EncryptedList
+where
+    DB: Backend,
+    serde_json::Value: ToSql<diesel::sql_types::Jsonb, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        match &self.0 {
+            Ok(v) => <serde_json::Value as ToSql<diesel::sql_types::Jsonb, DB>>::to_sql(v, out),
+            Err(e) => Err(Box::new((**e).clone())),
+        }
+    }
+}
+
+impl<DB> FromSql<diesel::sql_types::Json, DB> for EncryptedList
+where
+    DB: Backend,
+    serde_json::Value: FromSql<diesel::sql_types::Json, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        <serde_json::Value as FromSql<diesel::sql_types::Json, DB>>::from_sql(bytes).map(Self::new)
+    }
+}
+
+impl<DB> FromSql<diesel::sql_types::Jsonb, DB> for EncryptedList
+where
+    DB: Backend,
+    serde_json::Value: FromSql<diesel::sql_types::Jsonb, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        <serde_json::Value as FromSql<diesel::sql_types::Jsonb, DB>>::from_sql(bytes).map(Self::new)
+    }
+}
+
+/// The record field type of an `#[encrypt]` field whose column is neither text, binary nor
+/// JSON. It satisfies the Diesel traits the record needs, so that the only error the compiler
+/// reports for such a model is the one naming the column's type (`CheckColumn`); it can never
+/// be written or read.
+pub struct Refused<ST>(std::marker::PhantomData<fn() -> ST>);
+
+impl<ST> fmt::Debug for Refused<ST> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Refused")
+    }
+}
+
+impl<ST> Refused<ST> {
+    pub(crate) fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+
+    fn error() -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(Error::Storage(
+            "an #[encrypt] field's column must be text, binary or JSON".into(),
+        ))
+    }
+}
+
+impl<ST> diesel::expression::AsExpression<ST> for Refused<ST>
+where
+    ST: diesel::sql_types::SqlType + diesel::expression::TypedExpressionType,
+{
+    type Expression = diesel::internal::derives::as_expression::Bound<ST, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<'a, ST> diesel::expression::AsExpression<ST> for &'a Refused<ST>
+where
+    ST: diesel::sql_types::SqlType + diesel::expression::TypedExpressionType,
+{
+    type Expression = diesel::internal::derives::as_expression::Bound<ST, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<ST> diesel::expression::AsExpression<diesel::sql_types::Nullable<ST>> for Refused<ST>
+where
+    ST: diesel::sql_types::SqlType<IsNull = diesel::sql_types::is_nullable::NotNull>
+        + diesel::sql_types::SingleValue,
+{
+    type Expression =
+        diesel::internal::derives::as_expression::Bound<diesel::sql_types::Nullable<ST>, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<'a, ST> diesel::expression::AsExpression<diesel::sql_types::Nullable<ST>> for &'a Refused<ST>
+where
+    ST: diesel::sql_types::SqlType<IsNull = diesel::sql_types::is_nullable::NotNull>
+        + diesel::sql_types::SingleValue,
+{
+    type Expression =
+        diesel::internal::derives::as_expression::Bound<diesel::sql_types::Nullable<ST>, Self>;
+    fn as_expression(self) -> Self::Expression {
+        diesel::internal::derives::as_expression::Bound::new(self)
+    }
+}
+
+impl<ST, DB: Backend> ToSql<ST, DB> for Refused<ST> {
+    fn to_sql<'b>(&'b self, _: &mut Output<'b, '_, DB>) -> serialize::Result {
+        Err(Self::error())
+    }
+}
+
+impl<ST, DB: Backend> ToSql<diesel::sql_types::Nullable<ST>, DB> for Refused<ST>
+where
+    ST: diesel::sql_types::SqlType,
+{
+    fn to_sql<'b>(&'b self, _: &mut Output<'b, '_, DB>) -> serialize::Result {
+        Err(Self::error())
+    }
+}
+
+impl<ST, DB: Backend> FromSql<ST, DB> for Refused<ST> {
+    fn from_sql(_: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Err(Self::error())
+    }
+}
+
+impl<ST, DB> diesel::deserialize::Queryable<ST, DB> for Refused<ST>
+where
+    DB: Backend,
+    ST: diesel::sql_types::SingleValue,
+    Self: FromSql<ST, DB>,
+{
+    type Row = Self;
+    fn build(row: Self) -> deserialize::Result<Self> {
+        Ok(row)
     }
 }
 

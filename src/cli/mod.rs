@@ -47,6 +47,9 @@ enum Command {
     /// Re-encrypt every stale or plaintext value with the current write key, in primary-key
     /// batches; safe to interrupt and rerun, and to run from several processes.
     Rewrap(store::RewrapArgs),
+    /// Recompute every hash column from the decrypted values and list the rows (by key) whose
+    /// hashes do not match; exits 1 when any does.
+    Verify(store::VerifyArgs),
 }
 
 /// Options shared by commands that use a configuration file.
@@ -97,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Migrate(args) => store::migrate(&args),
         Command::Status(args) => store::status(&args),
         Command::Rewrap(args) => store::rewrap(&args),
+        Command::Verify(args) => store::verify(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

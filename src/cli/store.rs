@@ -8,7 +8,9 @@ use encrypted_diesel::Keys;
 
 use super::{CONFIG_ENV, CliError};
 use crate::db::Db;
-use crate::tables::{self, RewrapOptions};
+use encrypted_diesel::rotate::{Options, Progress, Rate, Unreadable};
+
+use crate::rotation;
 
 /// Default SQLite database.
 pub(crate) const DEFAULT_DATABASE: &str = "obot-data/obot.db";
@@ -52,12 +54,35 @@ pub(crate) struct StatusArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print JSON (an array of per-table objects) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct RewrapArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Rows per batch (one transaction each).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..))]
-    batch_size: i64,
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+    /// At most this many rows per second (averaged), so a production database is not
+    /// saturated.
+    #[arg(long, value_name = "ROWS", conflicts_with = "pause_ms")]
+    rate: Option<u32>,
+    /// A pause after every batch, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pause_ms: Option<u64>,
+    /// Stop at the first row no configured key reads (nothing of its batch is written),
+    /// naming its key; by default such rows are counted and left alone.
+    #[arg(long)]
+    stop_on_unreadable: bool,
+    /// Also rewrite hash columns that do not match their value (`verify` lists them).
+    #[arg(long)]
+    repair_hashes: bool,
     /// Count what would be re-encrypted; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -65,7 +90,8 @@ pub(crate) struct RewrapArgs {
     /// decrypt, re-encrypt and write theirs); SQLite always uses one.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
-    /// Print the summary as JSON.
+    /// Print progress and the summary as JSON lines (`{"progress": ...}` after every batch,
+    /// then `{"summary": [...]}`) instead of a progress bar and a table.
     #[arg(long)]
     json: bool,
 }
@@ -129,7 +155,7 @@ pub(crate) fn migrate(args: &MigrateArgs) -> Result<(), CliError> {
 pub(crate) fn status(args: &StatusArgs) -> Result<(), CliError> {
     install_keys(&args.store.config)?;
     let mut db = connect(&args.store.database_url)?;
-    let report = tables::status(&mut db)?;
+    let report = rotation::status(&mut db)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
@@ -138,26 +164,38 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), CliError> {
     }
     writeln!(
         out,
-        "{:<18} {:>8} {:>8} {:>8} {:>9} {:>13}  {:<24} rows by key",
-        "table", "rows", "current", "stale", "plaintext", "undecryptable", "write key"
+        "{:<34} {:>7} {:>7} {:>6} {:>9} {:>13} {:>14} {:>7}  {:<20} rows by key",
+        "table",
+        "rows",
+        "current",
+        "stale",
+        "plaintext",
+        "undecryptable",
+        "not configured",
+        "drifted",
+        "write key"
     )?;
     for t in &report {
         let by_key: Vec<String> = t.by_key.iter().map(|(k, n)| format!("{k}={n}")).collect();
         writeln!(
             out,
-            "{:<18} {:>8} {:>8} {:>8} {:>9} {:>13}  {:<24} {}",
+            "{:<34} {:>7} {:>7} {:>6} {:>9} {:>13} {:>14} {:>7}  {:<20} {}",
             t.table,
             t.rows,
             t.current,
             t.stale,
             t.plaintext,
             t.undecryptable,
+            t.not_configured,
+            t.drifted,
             t.write_key,
             by_key.join(" ")
         )?;
     }
     let todo: u64 = report.iter().map(|t| t.stale + t.plaintext).sum();
     let bad: u64 = report.iter().map(|t| t.undecryptable).sum();
+    let unconfigured: u64 = report.iter().map(|t| t.not_configured).sum();
+    let drifted: u64 = report.iter().map(|t| t.drifted).sum();
     if todo > 0 {
         writeln!(
             out,
@@ -170,35 +208,129 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), CliError> {
             "{bad} row(s) no configured key reads: restore the missing key, or inspect them"
         )?;
     }
+    if unconfigured > 0 {
+        writeln!(
+            out,
+            "{unconfigured} row(s) stored in plaintext because their resource is not in the \
+             configuration: add it, then run `obot-store rewrap`"
+        )?;
+    }
+    if drifted > 0 {
+        writeln!(
+            out,
+            "{drifted} row(s) whose hash columns do not match their values: `obot-store verify` \
+             lists them, `obot-store rewrap --repair-hashes` rewrites them"
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn verify(args: &VerifyArgs) -> Result<(), CliError> {
+    install_keys(&args.store.config)?;
+    let mut db = connect(&args.store.database_url)?;
+    let report = rotation::verify(&mut db, &Options::default().batch_size(2000))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "{:<34} {:>8} {:>8} {:>12} {:>12} {:>8}",
+            "table", "rows", "ok", "unverifiable", "stale lookup", "drifted"
+        )?;
+        for t in &report {
+            writeln!(
+                out,
+                "{:<34} {:>8} {:>8} {:>12} {:>12} {:>8}",
+                t.table,
+                t.rows,
+                t.ok,
+                t.unverifiable,
+                t.stale_lookup,
+                t.drifted.len()
+            )?;
+        }
+        for t in &report {
+            for d in &t.drifted {
+                writeln!(
+                    out,
+                    "drift: {} key {} in {}",
+                    t.table,
+                    d.key,
+                    d.columns.join(", ")
+                )?;
+            }
+        }
+    }
+    if report.iter().any(|t| !t.drifted.is_empty()) {
+        return Err("hash columns do not match their values (listed above)".into());
+    }
     Ok(())
 }
 
 pub(crate) fn rewrap(args: &RewrapArgs) -> Result<(), CliError> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     install_keys(&args.store.config)?;
     let mut db = connect(&args.store.database_url)?;
-    let total = u64::try_from(tables::total_rows(&mut db)?).unwrap_or(0);
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(total),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} rewrap [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
+    let total = rotation::total_rows(&mut db)?;
+    let bar = if args.json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} rewrap {msg} [{bar:40}] {pos}/{len} rows {per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    };
+    // Rows of the tables already done, so the bar counts across tables.
+    let before = Arc::new(AtomicU64::new(0));
+    let json = args.json;
+    let progress = {
+        let (bar, before) = (bar.clone(), Arc::clone(&before));
+        move |p: &Progress| {
+            if json {
+                let line = serde_json::json!({ "progress": p });
+                println!("{line}");
+            } else {
+                bar.set_message(p.table);
+                bar.set_position(before.load(Ordering::Relaxed) + p.scanned);
+            }
+        }
+    };
+    let mut opts = Options::default()
+        .batch_size(usize::try_from(args.batch_size).unwrap_or(500))
+        .dry_run(args.dry_run)
+        .jobs(usize::from(args.jobs))
+        .repair_hashes(args.repair_hashes)
+        .on_unreadable(if args.stop_on_unreadable {
+            Unreadable::Stop
+        } else {
+            Unreadable::Continue
+        })
+        .progress(progress);
+    if let Some(rate) = args.rate {
+        opts = opts.rate(Rate::RowsPerSecond(f64::from(rate.max(1))));
+    }
+    if let Some(ms) = args.pause_ms {
+        opts = opts.rate(Rate::Pause(std::time::Duration::from_millis(ms)));
     }
     let started = std::time::Instant::now();
-    let opts = RewrapOptions {
-        batch: args.batch_size,
-        dry_run: args.dry_run,
-        jobs: usize::from(args.jobs),
-    };
-    drop(db);
-    let summary = tables::rewrap_url(&args.store.database_url, opts, &|n| bar.inc(n))?;
+    let summary = rotation::rewrap_each(&mut db, &args.store.database_url, &opts, &|s| {
+        before.fetch_add(s.scanned, Ordering::Relaxed);
+    })?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &summary)?;
+        serde_json::to_writer(&mut out, &serde_json::json!({ "summary": summary }))?;
         writeln!(out)?;
         return Ok(());
     }
@@ -209,14 +341,14 @@ pub(crate) fn rewrap(args: &RewrapArgs) -> Result<(), CliError> {
     };
     writeln!(
         out,
-        "{:<18} {:>8} {:>16} {:>9} {:>13}",
-        "table", "scanned", verb, "conflicts", "undecryptable"
+        "{:<34} {:>8} {:>16} {:>9} {:>13} {:>14}",
+        "table", "scanned", verb, "conflicts", "undecryptable", "not configured"
     )?;
     for s in &summary {
         writeln!(
             out,
-            "{:<18} {:>8} {:>16} {:>9} {:>13}",
-            s.table, s.scanned, s.rewrapped, s.conflicts, s.undecryptable
+            "{:<34} {:>8} {:>16} {:>9} {:>13} {:>14}",
+            s.table, s.scanned, s.rewrapped, s.conflicts, s.undecryptable, s.not_configured
         )?;
     }
     let scanned: u64 = summary.iter().map(|s| s.scanned).sum();
@@ -231,6 +363,13 @@ pub(crate) fn rewrap(args: &RewrapArgs) -> Result<(), CliError> {
     let bad: u64 = summary.iter().map(|s| s.undecryptable).sum();
     if bad > 0 {
         writeln!(out, "{bad} row(s) left alone: no configured key reads them")?;
+    }
+    let unconfigured: u64 = summary.iter().map(|s| s.not_configured).sum();
+    if unconfigured > 0 {
+        writeln!(
+            out,
+            "{unconfigured} row(s) left in plaintext: their resource is not in the configuration"
+        )?;
     }
     Ok(())
 }

@@ -122,6 +122,27 @@ pub(crate) fn keys() -> Keys {
         .with_lookup_key(SecretKey::from(vec![42u8; 32]))
 }
 
+/// `identity` first (it writes), then AES-GCM.
+pub(crate) fn identity_first_keys() -> Keys {
+    let yaml = [
+        "apiVersion: apiserver.config.k8s.io/v1",
+        "kind: EncryptionConfiguration",
+        "resources:",
+        "  - resources: [users.obot.obot.ai]",
+        "    providers:",
+        "      - identity: {}",
+        "      - aesgcm:",
+        "          keys:",
+        "            - name: k1",
+        &format!("              secret: {KEY1}"),
+        "",
+    ]
+    .join("\n");
+    let config = EncryptionConfiguration::from_yaml(&yaml).expect("valid configuration");
+    Keys::new(Keyring::from_config(&config).expect("keyring"))
+        .with_lookup_key(SecretKey::from(vec![42u8; 32]))
+}
+
 /// AES-GCM only: plaintext fails closed.
 pub(crate) fn strict_keys() -> Keys {
     Keys::new(Keyring::from_config(&config(false)).expect("keyring"))
@@ -627,7 +648,8 @@ macro_rules! suite {
                 assert!(flag, "written rows are flagged encrypted");
                 assert!(read(&mut c).expect("both").into_iter().map(|l| l.secret).eq(["old plaintext", "old plaintext"]));
             });
-            // A plaintext row without a flag: identity reads it, a strict keyring fails closed.
+            // A plaintext row without a flag: identity reads every value as the text (or bytes)
+            // the column holds, a strict keyring fails closed.
             diesel::sql_query(
                 "INSERT INTO enc_users (id, username, hashed_username, email, hashed_email, \
                  display_name, secret_blob, settings, b64_blob) VALUES (9, 'bob', 'h', \
@@ -636,39 +658,100 @@ macro_rules! suite {
             .execute(&mut *c)
             .expect("plaintext row");
             encrypted_diesel::with_keyring(keys(), || {
-                // Text columns hold base64 of the stored bytes: plaintext is not base64 here.
-                let e = load_all(&mut c).expect_err("plaintext text is not base64");
-                assert!(matches!(crypto_error(&e), Error::Crypto { .. }));
+                let rows = load_all(&mut c).expect("identity reads legacy raw text");
+                let bob = &rows[0];
+                assert!(bob.username == "bob" && bob.email == "bob@example.com");
+                assert!(bob.display_name == "Bob");
+                assert!(bob.secret_blob == b"x" && bob.b64_blob == b"y");
+                assert!(bob.settings == Settings { theme: "t".into(), volume: 1, tags: vec![] });
             });
             encrypted_diesel::with_keyring(strict_keys(), || {
                 let e = load_all(&mut c).expect_err("fails closed");
                 assert!(matches!(crypto_error(&e), Error::Crypto { .. }));
+            });
+            // Flag false: the value is the plaintext, even when it looks like base64.
+            diesel::update(enc_legacy::table.find(1))
+                .set((enc_legacy::secret.eq("MRN1"), enc_legacy::encrypted.eq(false)))
+                .execute(&mut *c)
+                .expect("legacy base64-looking value");
+            encrypted_diesel::with_keyring(strict_keys(), || {
+                let rows = read(&mut c).expect("flag false");
+                assert!(rows[0].secret == "MRN1", "flag false: the text as stored");
+            });
+            // Flag true with identity: base64 of identity's output, as Obot writes it.
+            diesel::update(enc_legacy::table.find(1))
+                .set((
+                    enc_legacy::secret.eq(encrypted_core::encode_base64(b"MRN1")),
+                    enc_legacy::encrypted.eq(true),
+                ))
+                .execute(&mut *c)
+                .expect("identity-written value");
+            encrypted_diesel::with_keyring(keys(), || {
+                let rows = read(&mut c).expect("flag true through identity");
+                assert!(rows[0].secret == "MRN1");
             });
         }
 
+        /// Issue 12 item 1: legacy text that looks like base64 (`MRN1` decodes to three bytes)
+        /// read through `identity` must come back as itself — never as other text. Only values
+        /// whose base64 decodes to a `k8s:enc:` prefix are treated as encrypted, and those fail
+        /// rather than read as anything else.
         #[test]
-        fn identity_reads_legacy_plaintext_values() {
+        fn legacy_text_reads_back_as_itself_never_as_other_text() {
             let mut c = conn();
-            let plain = encrypted_core::encode_base64(b"legacy value");
             encrypted_diesel::with_keyring(keys(), || {
                 diesel::insert_into(enc_users::table).values(&user(1)).execute(&mut *c).expect("insert");
             });
-            diesel::update(enc_users::table.find(1))
-                .set(enc_users::display_name.eq(&plain))
-                .execute(&mut *c)
-                .expect("plaintext value");
-            encrypted_diesel::with_keyring(keys(), || {
-                let back = load_all(&mut c).expect("identity reads it");
-                assert!(back[0].display_name == "legacy value");
-            });
-            encrypted_diesel::with_keyring(strict_keys(), || {
-                let e = load_all(&mut c).expect_err("fails closed");
-                assert!(matches!(
-                    crypto_error(&e).core(),
-                    Some(encrypted_core::Error::Decrypt(
-                        encrypted_core::DecryptError::NoMatchingProvider { .. }
-                    ))
-                ));
+            let looks_like_base64 = encrypted_core::encode_base64(b"legacy value");
+            for legacy in [
+                "MRN1",
+                "abcd",
+                "QUJD",
+                "1234",
+                "",
+                "old@clinic.example",
+                looks_like_base64.as_str(),
+                "azhz",
+            ] {
+                diesel::update(enc_users::table.find(1))
+                    .set(enc_users::display_name.eq(legacy))
+                    .execute(&mut *c)
+                    .expect("plaintext value");
+                encrypted_diesel::with_keyring(keys(), || {
+                    let back = load_all(&mut c).expect("identity reads it");
+                    assert!(back[0].display_name == legacy, "{legacy:?} read back as other text");
+                });
+                encrypted_diesel::with_keyring(strict_keys(), || {
+                    let e = load_all(&mut c).expect_err("fails closed");
+                    assert!(matches!(crypto_error(&e), Error::Crypto { .. }), "{legacy:?}: {e:?}");
+                });
+            }
+            // Text that decodes to the encrypted prefix is not plaintext: an error, not text.
+            for enc_like in ["azhzOmVuYzo=", "azhzOmVuYzphZXNnY206djE6azE6AAAA"] {
+                diesel::update(enc_users::table.find(1))
+                    .set(enc_users::display_name.eq(enc_like))
+                    .execute(&mut *c)
+                    .expect("value");
+                encrypted_diesel::with_keyring(keys(), || {
+                    let e = load_all(&mut c).expect_err("never read as text");
+                    assert!(matches!(crypto_error(&e), Error::Crypto { .. }), "{e:?}");
+                });
+            }
+            // Written through identity (first provider) without a flag: stored as the text
+            // itself, so it reads back exactly whatever it looks like.
+            diesel::delete(enc_users::table).execute(&mut *c).expect("clear");
+            encrypted_diesel::with_keyring(identity_first_keys(), || {
+                let mut u = user(2);
+                u.display_name = "MRN1".into();
+                diesel::insert_into(enc_users::table).values(&u).execute(&mut *c).expect("insert");
+                let stored: String = enc_users::table
+                    .find(2)
+                    .select(enc_users::display_name)
+                    .first(&mut *c)
+                    .expect("stored");
+                assert_eq!(stored, "MRN1", "identity without a flag stores the raw text");
+                let back = load_all(&mut c).expect("load");
+                assert!(back == vec![u], "every field reads back as written");
             });
         }
 
