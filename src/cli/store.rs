@@ -7,7 +7,7 @@ use encrypted_core::config::{OBOT_RESOURCES, generate_aesgcm};
 use encrypted_diesel::Keys;
 
 use super::{CONFIG_ENV, CliError};
-use crate::db::Db;
+use crate::db::{Db, redact_url};
 use crate::tables::{self, RewrapOptions};
 
 /// Default SQLite database.
@@ -91,8 +91,24 @@ pub(crate) fn install_keys(path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Connects for `init` and `migrate`: a SQLite file is created if missing.
 fn connect(url: &str) -> Result<Db, CliError> {
-    Db::connect(url).map_err(|e| format!("cannot open the database {url}: {e}").into())
+    super::hide_url_secrets(url);
+    Db::connect(url)
+        .map_err(|e| format!("cannot open the database {}: {e}", redact_url(url)).into())
+}
+
+/// Connects to a database that must exist and be migrated (`status`, `rewrap`, `demo
+/// --database-url`): nothing is created.
+pub(crate) fn open_existing(url: &str) -> Result<Db, CliError> {
+    super::hide_url_secrets(url);
+    Db::open_existing(url).map_err(|e| -> CliError {
+        if e.is::<crate::db::OpenError>() {
+            e
+        } else {
+            format!("cannot open the database {}: {e}", redact_url(url)).into()
+        }
+    })
 }
 
 pub(crate) fn init(args: &InitArgs) -> Result<(), CliError> {
@@ -112,6 +128,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), CliError> {
 }
 
 fn report_migrations(done: &[String], url: &str) {
+    let url = redact_url(url);
     if done.is_empty() {
         eprintln!("{url}: schema up to date");
     }
@@ -127,8 +144,8 @@ pub(crate) fn migrate(args: &MigrateArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn status(args: &StatusArgs) -> Result<(), CliError> {
+    let mut db = open_existing(&args.store.database_url)?;
     install_keys(&args.store.config)?;
-    let mut db = connect(&args.store.database_url)?;
     let report = tables::status(&mut db)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -174,8 +191,8 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn rewrap(args: &RewrapArgs) -> Result<(), CliError> {
+    let mut db = open_existing(&args.store.database_url)?;
     install_keys(&args.store.config)?;
-    let mut db = connect(&args.store.database_url)?;
     let total = u64::try_from(tables::total_rows(&mut db)?).unwrap_or(0);
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(total),

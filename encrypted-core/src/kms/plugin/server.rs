@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use zeroize::Zeroizing;
 
+use super::authority::AuthorityFix;
 use super::pb::key_management_service_server::{KeyManagementService, KeyManagementServiceServer};
 use super::pb::{self};
 use super::{SERVICE_NAME, SocketAddress, error_chain, parse_endpoint, socket_addr};
@@ -178,7 +179,12 @@ impl PluginServer {
             Ok(listener) => listener,
             Err(e) => return Err(fail(e.to_string())),
         };
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        // Every connection goes through the :authority shim (see `authority`): grpc-go 1.33
+        // sends the socket path, which h2 refuses.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            |conn| conn.map(AuthorityFix::new),
+        );
         let (reporter, health_service) = tonic_health::server::health_reporter();
         // Registered before the first connection is accepted, so that a probe arriving before the
         // first status answer sees NOT_SERVING rather than "service not registered".
