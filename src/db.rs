@@ -1,7 +1,8 @@
 //! Connections and embedded migrations.
 
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, MigrationSource, embed_migrations};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 /// The SQLite migrations, embedded.
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -177,6 +178,15 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Checks that `url` names a database this program can open (a supported scheme, or a path),
+/// without opening it.
+///
+/// # Errors
+/// [`OpenError::UnsupportedScheme`].
+pub fn check_url(url: &str) -> Result<(), OpenError> {
+    target(url).map(|_| ())
+}
+
 /// Where a database URL points.
 enum Target<'a> {
     Postgres,
@@ -300,7 +310,7 @@ impl Db {
         let query = "SELECT version FROM __diesel_schema_migrations";
         let (embedded, applied): (Vec<String>, Vec<Version>) = match self {
             Db::Sqlite(c) => (
-                versions(&SQLITE_MIGRATIONS)?,
+                versions::<diesel::sqlite::Sqlite>(&SQLITE_MIGRATIONS)?,
                 if exists {
                     diesel::sql_query(query).load(c)?
                 } else {
@@ -308,7 +318,7 @@ impl Db {
                 },
             ),
             Db::Pg(c) => (
-                versions(&POSTGRES_MIGRATIONS)?,
+                versions::<diesel::pg::Pg>(&POSTGRES_MIGRATIONS)?,
                 if exists {
                     diesel::sql_query(query).load(c)?
                 } else {

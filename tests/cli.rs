@@ -58,6 +58,18 @@ fn fails(o: &Output) -> String {
     err
 }
 
+/// Like [`fails`] for commands that may print notes before the error (`init`): the error is
+/// the last thing printed.
+fn fails_after_notes(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(1), "expected exit 1: {}", stderr(o));
+    let err = stderr(o);
+    let at = err
+        .rfind("error: ")
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(at == 0 || err[..at].ends_with('\n'), "{err}");
+    err[at..].to_owned()
+}
+
 struct Dir(tempfile::TempDir);
 
 impl Dir {
@@ -609,7 +621,7 @@ fn database_passwords_are_never_printed_in_errors() {
                 args.extend(["--data-dir", s(&data)]);
             }
             let o = run(&args, None);
-            let err = fails(&o);
+            let err = fails_after_notes(&o);
             assert_never_printed(&o, &[CANARY_PASSWORD]);
             assert!(err.contains(shown), "{command} {url}: {err}");
         }
@@ -770,7 +782,7 @@ fn status_rewrap_and_demo_create_nothing_for_a_missing_database_or_an_unknown_sc
             args.extend(["-c", &config]);
         }
         let o = run_in(&cwd, &args);
-        let err = fails(&o);
+        let err = fails_after_notes(&o);
         assert!(err.contains("unsupported database URL scheme"), "{err}");
         assert_eq!(tree(&cwd), before, "{command} created something");
     }

@@ -94,24 +94,29 @@ pub(crate) fn install_keys(path: &Path) -> Result<(), CliError> {
 /// Connects for `init` and `migrate`: a SQLite file is created if missing.
 fn connect(url: &str) -> Result<Db, CliError> {
     super::hide_url_secrets(url);
-    Db::connect(url)
-        .map_err(|e| format!("cannot open the database {}: {e}", redact_url(url)).into())
+    Db::connect(url).map_err(|e| open_error(url, e))
+}
+
+/// A connection failure, with the URL (redacted) unless the error names it already.
+fn open_error(url: &str, e: crate::db::DbError) -> CliError {
+    if e.is::<crate::db::OpenError>() {
+        e
+    } else {
+        format!("cannot open the database {}: {e}", redact_url(url)).into()
+    }
 }
 
 /// Connects to a database that must exist and be migrated (`status`, `rewrap`, `demo
 /// --database-url`): nothing is created.
 pub(crate) fn open_existing(url: &str) -> Result<Db, CliError> {
     super::hide_url_secrets(url);
-    Db::open_existing(url).map_err(|e| -> CliError {
-        if e.is::<crate::db::OpenError>() {
-            e
-        } else {
-            format!("cannot open the database {}: {e}", redact_url(url)).into()
-        }
-    })
+    Db::open_existing(url).map_err(|e| open_error(url, e))
 }
 
 pub(crate) fn init(args: &InitArgs) -> Result<(), CliError> {
+    // An unusable URL is refused before anything (the configuration) is written.
+    super::hide_url_secrets(&args.store.database_url);
+    crate::db::check_url(&args.store.database_url)?;
     if ensure_config(&args.store.config, &args.key_name)? {
         eprintln!(
             "wrote {} with a fresh AES-256-GCM key {:?} (then identity); keep it secret and backed up",

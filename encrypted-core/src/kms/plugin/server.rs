@@ -71,6 +71,11 @@ impl ServeOptions {
 /// removes the socket file. Key-service calls run on tokio's blocking pool, so a slow or
 /// synchronous key service does not stall the others.
 ///
+/// Any HTTP/2 `:authority` is accepted: clients built on grpc-go 1.33 send the socket path, which
+/// the HTTP/2 stack under tonic refuses as a malformed authority; each connection goes through a
+/// small frame-level shim that replaces such an authority with `localhost` before the request is
+/// parsed (see the `authority` module's source for how, and why it cannot desynchronise HPACK).
+///
 /// Errors of the key service become gRPC statuses carrying the error's message (which never holds
 /// key material): `INVALID_ARGUMENT` when it refuses to unwrap, `UNAVAILABLE` or
 /// `DEADLINE_EXCEEDED` when it could not be reached in time, `INTERNAL` otherwise.
