@@ -38,11 +38,11 @@ impl KeyService for NoDecrypt {
 }
 
 fn keyring(deny_decrypt: bool) -> Keyring {
-    let yaml = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [users.example.com]\n    providers:\n      - kms:\n          apiVersion: v2\n          name: cloud\n          endpoint: test://kek\n";
+    let yaml = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [users.example.com]\n    providers:\n      - kms:\n          apiVersion: v2\n          name: cloud\n          endpoint: unix:///kek.sock\n";
     let registry = KeyServiceRegistry::default()
         .options(KmsOptions::default().background_polling(false))
         .register(
-            "test://",
+            "unix://",
             Arc::new(move |_| {
                 let local = LocalKeyService::from_key(&[0x44; 32], "kek")?;
                 Ok(if deny_decrypt {
