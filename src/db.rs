@@ -415,7 +415,7 @@ mod tests {
     fn secrets_are_found_for_scrubbing() {
         assert_eq!(
             url_secrets("postgres://obot:p%40ss@db/obot?password=two&x=1"),
-            ["p%40ss", "p@ss", "two"]
+            ["p%40ss", "two", "p@ss"]
         );
         assert_eq!(url_secrets("mysql://root:p@ss@h/x"), ["p@ss"]);
         assert!(url_secrets("postgres://obot@db/obot").is_empty());

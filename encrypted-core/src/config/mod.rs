@@ -154,7 +154,7 @@ impl EncryptionConfiguration {
     ///
     /// # Errors
     /// [`Error::Config`] naming the file, the entry, the provider and the field at fault;
-    /// [`ConfigErrorKind::TooLarge`] for a file over [`MAX_CONFIG_BYTES`]. As for
+    /// [`ConfigErrorKind::TooLarge`](crate::ConfigErrorKind::TooLarge) for a file over [`MAX_CONFIG_BYTES`]. As for
     /// [`from_yaml`](Self::from_yaml), no message quotes the file's content.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         use std::io::Read as _;
@@ -198,7 +198,7 @@ impl EncryptionConfiguration {
     ///
     /// # Errors
     /// [`Error::Config`] naming the entry, the provider and the field at fault;
-    /// [`ConfigErrorKind::TooLarge`] over [`MAX_CONFIG_BYTES`], [`ConfigErrorKind::TooDeep`]
+    /// [`ConfigErrorKind::TooLarge`](crate::ConfigErrorKind::TooLarge) over [`MAX_CONFIG_BYTES`], [`ConfigErrorKind::TooDeep`](crate::ConfigErrorKind::TooDeep)
     /// when nested deeper than [`MAX_DEPTH`]. A message never quotes a value of the document
     /// (what stands where something else was expected is described by its type and length).
     pub fn from_yaml(text: &str) -> Result<Self, Error> {

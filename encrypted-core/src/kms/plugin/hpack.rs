@@ -1,7 +1,7 @@
 //! HPACK (RFC 7541): a decoder that mirrors a peer's encoder, and an encoder that never touches
 //! the receiver's dynamic table.
 //!
-//! The plugin server's connection shim ([`super::authority`]) uses both: it decodes every header
+//! The plugin server's connection shim (the private `authority` module) uses both: it decodes every header
 //! block a client sends (so it follows the client's dynamic table exactly) and re-encodes it with
 //! static-table references and literals *without indexing* only, so the server's own decoder
 //! never holds a dynamic entry and cannot fall out of step with the client's encoder.
