@@ -152,6 +152,18 @@ pub enum EncryptError {
          read back as encrypted data; write it with an encrypting provider"
     )]
     IdentityRefusedEncryptedPrefix,
+    /// A `kms` provider was asked to encrypt with an empty context (AAD). Kubernetes' KMS v2
+    /// seed-mode reader cannot open such a value (its per-value key cache is keyed by the
+    /// context and refuses an empty one), so the value would be unreadable there.
+    #[error(
+        "{key} refuses to encrypt with an empty context (AAD): a KMS v2 value must be bound to a \
+         non-empty context, such as users.obot.obot.ai/<hashed username> (Kubernetes cannot \
+         read it otherwise)"
+    )]
+    EmptyContext {
+        /// The `kms` provider.
+        key: KeyLabel,
+    },
 }
 
 /// Why a text value is not acceptable encoded data.
@@ -216,9 +228,29 @@ pub enum ConfigErrorKind {
     /// The file could not be read.
     #[error("cannot read the file: {0}")]
     Io(String),
-    /// The document is not valid YAML/JSON of the expected shape.
+    /// The document is not valid YAML/JSON of the expected shape. The parser's message, with
+    /// any value it quoted replaced by its type and length (so never key bytes).
     #[error("{0}")]
     Syntax(String),
+    /// The document is larger than the limit (`config::MAX_CONFIG_BYTES`).
+    #[error(
+        "the configuration is larger than {limit} bytes; an EncryptionConfiguration is a few KiB"
+    )]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The document nests deeper than the limit (`config::MAX_DEPTH`).
+    #[error(
+        "the document nests more than {limit} levels deep (at line {line}); an \
+         EncryptionConfiguration nests about 8"
+    )]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+        /// The 1-based line where it was exceeded.
+        line: usize,
+    },
     /// `apiVersion` is not `apiserver.config.k8s.io/v1`.
     #[error("expected apiVersion \"apiserver.config.k8s.io/v1\", found {found:?}")]
     UnknownApiVersion {

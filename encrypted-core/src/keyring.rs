@@ -10,7 +10,9 @@ use crate::config::{EncryptionConfiguration, KmsConfig, ProviderConfig, Resource
 use crate::error::{ConfigError, ConfigErrorKind, DecryptError, EncodingError};
 use crate::gcm::Engine;
 use crate::provider::{AesCbc, AesGcm, Identity, Secretbox};
-use crate::{Error, KeyLabel, Opened, ProviderKind, Transformer};
+use crate::{
+    CheckOutcome, CheckReport, Error, KeyCheck, KeyLabel, Opened, ProviderKind, Transformer,
+};
 
 /// One key of the chain: its stored prefix, its label and what it does.
 #[derive(Debug, Clone)]
@@ -258,6 +260,35 @@ impl ResourceKeyring {
         .into()
     }
 
+    /// Checks the key at `index` of the chain: its transformer's
+    /// [`self_test`](Transformer::self_test), then a random value sealed with it must read back
+    /// through the whole chain, by this key, unchanged.
+    fn check_key(&self, index: usize) -> CheckOutcome {
+        let entry = &self.chain[index];
+        if entry.label.provider == ProviderKind::Identity {
+            return CheckOutcome::NotTestable {
+                reason: "identity stores plaintext",
+            };
+        }
+        let attempt = || -> Result<([u8; 32], Decrypted), Error> {
+            entry.transformer.self_test()?;
+            let mut canary = [0u8; 32];
+            crate::rng::fill_public(&mut canary)?;
+            let mut stored = entry.prefix.to_vec();
+            entry
+                .transformer
+                .seal(&canary, CHECK_CONTEXT, &mut stored)?;
+            Ok((canary, self.decrypt(&stored, CHECK_CONTEXT)?))
+        };
+        match attempt() {
+            Ok((canary, read)) if read.plaintext == canary && read.key == entry.label => {
+                CheckOutcome::Ok
+            }
+            Ok((_, read)) => CheckOutcome::Mismatch { read_by: read.key },
+            Err(error) => CheckOutcome::Failed { error },
+        }
+    }
+
     /// Decodes standard padded base64, then decrypts.
     ///
     /// # Errors
@@ -285,6 +316,9 @@ impl ResourceKeyring {
             .map(|e| &e.label)
     }
 }
+
+/// The context of the values [`Keyring::check`] writes (KMS v2 needs a non-empty one).
+const CHECK_CONTEXT: &[u8] = b"encrypted-core/health-check";
 
 /// Decodes standard padded base64 without quoting bad input in the error.
 ///
@@ -579,6 +613,48 @@ impl Keyring {
             .ok_or_else(|| Error::ResourceNotConfigured {
                 resource: resource.to_owned(),
             })
+    }
+
+    /// A health check of every key of every resource entry, in configuration order: for each,
+    /// a random value is encrypted with that key (the write key and every read key alike) and
+    /// must be read back through the entry's chain, by that key, unchanged. For a `kms`
+    /// provider the key service must also answer `status` and unwrap the current seed with
+    /// `decrypt`, bypassing every cache, so a key service that still wraps but no longer
+    /// unwraps (a lost `kms:Decrypt` permission) is caught. `identity` is reported as not
+    /// testable. Nothing is stored; the report holds names and errors, never key bytes.
+    ///
+    /// Each `kms` provider costs one `status` and one `decrypt` call (and an `encrypt` if its key
+    /// rotated), within its configured timeout.
+    ///
+    /// ```
+    /// use encrypted_core::{Keyring, CheckOutcome, config::{generate_aesgcm, EncryptionConfiguration}};
+    /// let config = EncryptionConfiguration::from_yaml(&generate_aesgcm(&["users.obot.obot.ai"], "k1")?)?;
+    /// let report = Keyring::from_config(&config)?.check();
+    /// assert!(report.is_healthy());
+    /// assert!(matches!(report.keys[0].outcome, CheckOutcome::Ok));
+    /// assert!(matches!(report.keys[1].outcome, CheckOutcome::NotTestable { .. })); // identity
+    /// assert_eq!(
+    ///     report.keys[0].to_string(),
+    ///     "resources[0] (users.obot.obot.ai): aesgcm key \"k1\" (writes): ok"
+    /// );
+    /// # Ok::<(), encrypted_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn check(&self) -> CheckReport {
+        let mut keys = Vec::new();
+        for (index, (patterns, chain)) in self.rules.iter().enumerate() {
+            let names: Vec<String> = patterns.iter().map(|p| p.as_str().to_owned()).collect();
+            let entry = crate::config::entry_location(index, &names);
+            for (i, e) in chain.chain.iter().enumerate() {
+                keys.push(KeyCheck {
+                    entry: entry.clone(),
+                    key: e.label.clone(),
+                    writes: i == 0,
+                    outcome: chain.check_key(i),
+                });
+            }
+        }
+        CheckReport { keys }
     }
 
     /// Encrypts for a resource; see [`ResourceKeyring::encrypt`].

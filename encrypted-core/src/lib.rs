@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod check;
 pub mod config;
 mod error;
 mod gcm;
@@ -10,6 +11,7 @@ pub mod provider;
 mod rng;
 mod secret;
 
+pub use check::{CheckOutcome, CheckReport, KeyCheck};
 pub use config::EncryptionConfiguration;
 pub use error::{
     ConfigError, ConfigErrorKind, DecryptError, EncodingError, EncryptError, Error, KeyLabel,

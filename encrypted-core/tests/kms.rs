@@ -14,8 +14,8 @@ use encrypted_core::kms::{
     Status, Zeroizing,
 };
 use encrypted_core::{
-    DecryptError, EncryptionConfiguration, Engine, Error, Keyring, Transformer, decode_base64,
-    encode_base64,
+    DecryptError, EncryptError, EncryptionConfiguration, Engine, Error, Keyring, Transformer,
+    decode_base64, encode_base64,
 };
 use proptest::prelude::*;
 
@@ -34,6 +34,8 @@ struct TestService {
     /// Reports API version "v1" in `status`.
     speaks_v1: AtomicBool,
     mismatch_key_id: AtomicBool,
+    /// `decrypt` refuses (a lost `kms:Decrypt` permission); `status` and `encrypt` still work.
+    deny_decrypt: AtomicBool,
     annotations: Mutex<BTreeMap<String, Vec<u8>>>,
     status_calls: AtomicU64,
     encrypt_calls: AtomicU64,
@@ -124,6 +126,12 @@ impl KeyService for TestService {
     fn decrypt(&self, uid: &str, request: &DecryptRequest) -> Result<Zeroizing<Vec<u8>>, Error> {
         self.decrypt_calls.fetch_add(1, Ordering::SeqCst);
         self.check_up()?;
+        if self.deny_decrypt.load(Ordering::SeqCst) {
+            return Err(KmsError::UnwrapRefused {
+                reason: "AccessDeniedException: not authorized to perform kms:Decrypt".to_owned(),
+            }
+            .into());
+        }
         let keys = self.keys.lock().expect("keys");
         let Some(key) = keys.get(&request.key_id) else {
             return Err(KmsError::UnwrapRefused {
@@ -1159,4 +1167,172 @@ fn our_objects_parse_with_python_protobuf_and_decrypt_with_python_cryptography()
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(stdout.trim(), format!("ok {}", items.len()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The context a KMS value is bound to
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_empty_context_is_refused_at_write_time() {
+    let service = TestService::new(3);
+    let keyring = Keyring::builder()
+        .kms(registry(&service, quiet()).factory())
+        .build(&config("k8s", "unix:///kms.sock"))
+        .expect("keyring");
+    let users = keyring.resource(RESOURCE).expect("users");
+    let e = users.encrypt(b"alice", b"").expect_err("empty context");
+    match &e {
+        Error::Encrypt(EncryptError::EmptyContext { key }) => {
+            assert_eq!(key.to_string(), "kms key \"k8s\"");
+        }
+        other => panic!("expected EmptyContext, got {other:?}"),
+    }
+    assert_eq!(
+        e.to_string(),
+        "kms key \"k8s\" refuses to encrypt with an empty context (AAD): a KMS v2 value must be \
+         bound to a non-empty context, such as users.obot.obot.ai/<hashed username> (Kubernetes \
+         cannot read it otherwise)"
+    );
+    assert!(!e.to_string().contains("alice"));
+    // The transformer itself refuses too, whoever calls it; a non-empty context works.
+    let kms = transformer(&service, quiet());
+    assert!(matches!(
+        seal(&kms, b"x", b""),
+        Err(Error::Encrypt(EncryptError::EmptyContext { .. }))
+    ));
+    let stored = users.encrypt(b"alice", b"users/alice").expect("encrypt");
+    assert_eq!(
+        users
+            .decrypt(&stored, b"users/alice")
+            .expect("decrypt")
+            .plaintext,
+        b"alice"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keyring::check
+// ---------------------------------------------------------------------------------------------
+
+const CHECK_K2: [u8; 32] = [0x72; 32];
+const CHECK_K1: [u8; 16] = [0x71; 16];
+const CHECK_BOX: [u8; 32] = [0x7b; 32];
+
+/// aesgcm (k2 writes, k1 reads), secretbox, kms (served by `service`) and identity.
+fn check_keyring(service: &Arc<TestService>) -> Keyring {
+    let yaml = format!(
+        "apiVersion: apiserver.config.k8s.io/v1\n\
+         kind: EncryptionConfiguration\n\
+         resources:\n  \
+           - resources: [{RESOURCE}, credentials]\n    \
+             providers:\n      \
+               - aesgcm:\n          \
+                   keys:\n            \
+                     - name: k2\n              \
+                       secret: {}\n            \
+                     - name: k1\n              \
+                       secret: {}\n      \
+               - secretbox:\n          \
+                   keys:\n            \
+                     - name: box\n              \
+                       secret: {}\n      \
+               - kms:\n          \
+                   apiVersion: v2\n          \
+                   name: cloud\n          \
+                   endpoint: unix:///kms.sock\n      \
+               - identity: {{}}\n",
+        encode_base64(&CHECK_K2),
+        encode_base64(&CHECK_K1),
+        encode_base64(&CHECK_BOX),
+    );
+    Keyring::builder()
+        .kms(registry(service, quiet()).factory())
+        .build(&EncryptionConfiguration::from_yaml(&yaml).expect("valid"))
+        .expect("keyring")
+}
+
+#[track_caller]
+fn assert_no_key_bytes(shown: &str) {
+    for key in [&CHECK_K2[..], &CHECK_K1, &CHECK_BOX, &[3u8; 32]] {
+        assert!(!shown.contains(&encode_base64(key)), "{shown}");
+        assert!(
+            !shown.contains(&String::from_utf8_lossy(key).into_owned()),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn check_tests_every_key_and_names_each_outcome() {
+    use encrypted_core::CheckOutcome;
+    let service = TestService::new(3);
+    let keyring = check_keyring(&service);
+    let (_, _, decrypts) = service.calls();
+    let report = keyring.check();
+    assert!(report.is_healthy(), "{report}");
+    let lines: Vec<String> = report.keys.iter().map(ToString::to_string).collect();
+    let entry = "resources[0] (users.obot.obot.ai, credentials)";
+    assert_eq!(
+        lines,
+        [
+            format!("{entry}: aesgcm key \"k2\" (writes): ok"),
+            format!("{entry}: aesgcm key \"k1\" (reads): ok"),
+            format!("{entry}: secretbox key \"box\" (reads): ok"),
+            format!("{entry}: kms key \"cloud\" (reads): ok"),
+            format!("{entry}: identity (reads): not testable (identity stores plaintext)"),
+        ]
+    );
+    assert!(matches!(
+        report.keys[4].outcome,
+        CheckOutcome::NotTestable { .. }
+    ));
+    // The KMS check unwrapped the seed with the key service, not from the cache.
+    assert_eq!(service.calls().2, decrypts + 1);
+    assert_no_key_bytes(&format!("{report} {report:?}"));
+}
+
+#[test]
+fn check_finds_a_key_service_that_wraps_but_no_longer_unwraps() {
+    use encrypted_core::CheckOutcome;
+    let service = TestService::new(3);
+    let keyring = check_keyring(&service);
+    // A lost kms:Decrypt permission: status and encrypt still answer.
+    service.deny_decrypt.store(true, Ordering::SeqCst);
+    // (A value sealed and opened now still works, through the cached seed: a round trip
+    // alone would not notice; the check unwraps with the key service.)
+    let report = keyring.check();
+    assert!(!report.is_healthy());
+    let failures: Vec<_> = report.failures().collect();
+    assert_eq!(failures.len(), 1, "{report}");
+    assert_eq!(failures[0].key.to_string(), "kms key \"cloud\"");
+    let CheckOutcome::Failed { error } = &failures[0].outcome else {
+        panic!("expected a failure: {report}");
+    };
+    match error {
+        Error::Kms(KmsError::Call {
+            provider,
+            operation,
+            ..
+        }) => {
+            assert_eq!(provider, "cloud");
+            assert_eq!(*operation, KmsOperation::Decrypt);
+        }
+        other => panic!("expected a decrypt call failure, got {other:?}"),
+    }
+    let shown = report.to_string();
+    assert!(
+        shown.contains("kms key \"cloud\" (reads): FAILED: kms provider \"cloud\": key service decrypt call failed"),
+        "{shown}"
+    );
+    assert!(shown.contains("aesgcm key \"k2\" (writes): ok"), "{shown}");
+    assert_no_key_bytes(&format!("{report} {report:?}"));
+
+    // A key service that is down fails its check too.
+    service.deny_decrypt.store(false, Ordering::SeqCst);
+    assert!(keyring.check().is_healthy());
+    service.set_down(true);
+    let report = keyring.check();
+    let failures: Vec<_> = report.failures().map(|k| k.key.to_string()).collect();
+    assert_eq!(failures, ["kms key \"cloud\""], "{report}");
 }

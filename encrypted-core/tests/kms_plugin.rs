@@ -1084,3 +1084,341 @@ fn fault_plugin_rotating_its_key_id_under_load() {
     );
     server.stop().expect("stop");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Any :authority: a hand-written HTTP/2 client, as grpc-go 1.33 talks
+// ---------------------------------------------------------------------------------------------
+
+/// Just enough HTTP/2 to make gRPC calls by hand over a Unix socket: frames written and read
+/// one by one, header blocks written with literal fields chosen by the test, responses decoded
+/// with the server-independent HPACK decoder.
+mod raw_h2 {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use encrypted_core::kms::plugin::hpack::Decoder;
+
+    pub(crate) const DATA: u8 = 0x0;
+    pub(crate) const HEADERS: u8 = 0x1;
+    pub(crate) const RST_STREAM: u8 = 0x3;
+    pub(crate) const SETTINGS: u8 = 0x4;
+    pub(crate) const PING: u8 = 0x6;
+    pub(crate) const GOAWAY: u8 = 0x7;
+    pub(crate) const END_STREAM: u8 = 0x1;
+    pub(crate) const END_HEADERS: u8 = 0x4;
+    pub(crate) const ACK: u8 = 0x1;
+
+    pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(payload.len()).expect("short").to_be_bytes();
+        let mut out = len[1..].to_vec();
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// An HPACK string literal, not Huffman-coded (the tests keep them under 127 bytes).
+    fn string(out: &mut Vec<u8>, s: &[u8]) {
+        out.push(u8::try_from(s.len()).expect("short string"));
+        out.extend_from_slice(s);
+    }
+
+    /// Literal without indexing, name from the static table (index < 15).
+    pub(crate) fn literal(index: u8, value: &str) -> Vec<u8> {
+        let mut out = vec![index];
+        string(&mut out, value.as_bytes());
+        out
+    }
+
+    /// Literal without indexing, new name.
+    pub(crate) fn literal_new(name: &str, value: &str) -> Vec<u8> {
+        let mut out = vec![0x00];
+        string(&mut out, name.as_bytes());
+        string(&mut out, value.as_bytes());
+        out
+    }
+
+    /// Literal with incremental indexing, name from the static table (index < 63): the
+    /// client's encoder adds it to the dynamic table.
+    pub(crate) fn indexed_literal(index: u8, value: &str) -> Vec<u8> {
+        let mut out = vec![0x40 | index];
+        string(&mut out, value.as_bytes());
+        out
+    }
+
+    /// Literal never indexed, name from the static table (index < 15).
+    pub(crate) fn never_indexed(index: u8, value: &str) -> Vec<u8> {
+        let mut out = vec![0x10 | index];
+        string(&mut out, value.as_bytes());
+        out
+    }
+
+    /// A gRPC call's request headers, with the given `:authority` representation.
+    pub(crate) fn request(method: &str, authority: &[u8]) -> Vec<u8> {
+        [
+            literal(2, "POST"),
+            literal(6, "http"),
+            literal(4, &format!("/v2.KeyManagementService/{method}")),
+            authority.to_vec(),
+            literal_new("content-type", "application/grpc"),
+            literal_new("te", "trailers"),
+        ]
+        .concat()
+    }
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Response {
+        pub(crate) headers: Vec<(String, String)>,
+        pub(crate) message: Vec<u8>,
+        pub(crate) trailers: Vec<(String, String)>,
+        /// The RST_STREAM or GOAWAY error code, if the stream was refused.
+        pub(crate) reset: Option<u32>,
+    }
+
+    impl Response {
+        pub(crate) fn trailer(&self, name: &str) -> Option<&str> {
+            self.trailers
+                .iter()
+                .chain(&self.headers)
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    pub(crate) struct Client {
+        sock: UnixStream,
+        decoder: Decoder,
+    }
+
+    impl Client {
+        pub(crate) fn connect(path: &std::path::Path) -> Self {
+            let mut sock = UnixStream::connect(path).expect("connect");
+            // Not a timing assertion: it only keeps a broken server from hanging the test.
+            sock.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            sock.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                .expect("preface");
+            sock.write_all(&frame(SETTINGS, 0, 0, &[]))
+                .expect("settings");
+            Self {
+                sock,
+                decoder: Decoder::new(4096),
+            }
+        }
+
+        fn read_frame(&mut self) -> (u8, u8, u32, Vec<u8>) {
+            let mut head = [0u8; 9];
+            self.sock.read_exact(&mut head).expect("frame header");
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let stream = u32::from_be_bytes([head[5] & 0x7f, head[6], head[7], head[8]]);
+            let mut payload = vec![0u8; len];
+            self.sock.read_exact(&mut payload).expect("frame payload");
+            (head[3], head[4], stream, payload)
+        }
+
+        fn fields(&mut self, block: &[u8]) -> Vec<(String, String)> {
+            self.decoder
+                .decode(block, 1 << 20)
+                .expect("the server's header block decodes")
+                .into_iter()
+                .map(|f| {
+                    (
+                        String::from_utf8(f.name).expect("name"),
+                        String::from_utf8(f.value).expect("value"),
+                    )
+                })
+                .collect()
+        }
+
+        /// One unary gRPC call on `stream` with the header block `headers`.
+        pub(crate) fn call(&mut self, stream: u32, headers: &[u8], message: &[u8]) -> Response {
+            let mut grpc = vec![0u8];
+            grpc.extend_from_slice(&u32::try_from(message.len()).expect("short").to_be_bytes());
+            grpc.extend_from_slice(message);
+            let mut out = frame(HEADERS, END_HEADERS, stream, headers);
+            out.extend(frame(DATA, END_STREAM, stream, &grpc));
+            self.sock.write_all(&out).expect("request");
+            let mut response = Response::default();
+            loop {
+                let (kind, flags, on, payload) = self.read_frame();
+                match kind {
+                    SETTINGS if flags & ACK == 0 => {
+                        self.sock
+                            .write_all(&frame(SETTINGS, ACK, 0, &[]))
+                            .expect("settings ack");
+                    }
+                    PING if flags & ACK == 0 => {
+                        self.sock
+                            .write_all(&frame(PING, ACK, 0, &payload))
+                            .expect("ping ack");
+                    }
+                    GOAWAY => {
+                        let code = u32::from_be_bytes(payload[4..8].try_into().expect("code"));
+                        response.reset = Some(code);
+                        return response;
+                    }
+                    RST_STREAM if on == stream => {
+                        let code = u32::from_be_bytes(payload[..4].try_into().expect("code"));
+                        response.reset = Some(code);
+                        return response;
+                    }
+                    HEADERS if on == stream => {
+                        assert_ne!(flags & END_HEADERS, 0, "the test expects small blocks");
+                        let fields = self.fields(&payload);
+                        if response.headers.is_empty() {
+                            response.headers = fields;
+                        } else {
+                            response.trailers = fields;
+                        }
+                        if flags & END_STREAM != 0 {
+                            return response;
+                        }
+                    }
+                    DATA if on == stream => {
+                        response.message.extend_from_slice(&payload);
+                        if flags & END_STREAM != 0 {
+                            return response;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The protobuf fields (all length-delimited in these messages) of a gRPC response body.
+    pub(crate) fn message_fields(body: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        assert!(
+            body.len() >= 5 && body[0] == 0,
+            "an uncompressed gRPC message"
+        );
+        let len = u32::from_be_bytes(body[1..5].try_into().expect("length")) as usize;
+        let mut rest = &body[5..5 + len];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let (tag, after) = varint(rest);
+            assert_eq!(tag & 7, 2, "length-delimited field");
+            let (len, after) = varint(after);
+            let len = usize::try_from(len).expect("length");
+            out.push((tag >> 3, after[..len].to_vec()));
+            rest = &after[len..];
+        }
+        out
+    }
+
+    fn varint(bytes: &[u8]) -> (u64, &[u8]) {
+        let mut value = 0u64;
+        for (i, b) in bytes.iter().enumerate() {
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return (value, &bytes[i + 1..]);
+            }
+        }
+        panic!("truncated varint");
+    }
+
+    /// A length-delimited protobuf field.
+    pub(crate) fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![number << 3 | 2];
+        let mut len = bytes.len();
+        while len >= 0x80 {
+            out.push(u8::try_from(len & 0x7f).expect("7 bits") | 0x80);
+            len >>= 7;
+        }
+        out.push(u8::try_from(len).expect("7 bits"));
+        out.extend_from_slice(bytes);
+        out
+    }
+}
+
+#[test]
+fn a_socket_path_as_authority_is_accepted_as_grpc_go_sends_it() {
+    use raw_h2::{Client, field, indexed_literal, message_fields, never_indexed, request};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = socket_endpoint(dir.path());
+    let path = dir.path().join("kms.sock");
+    let socket_path = path.display().to_string();
+    let local = Arc::new(LocalKeyService::from_key(&[0x42; 32], "raw-h2").expect("key"));
+    let key_id = local.key_id().to_owned();
+    let server = Served::start(&endpoint, local);
+
+    let mut client = Client::connect(&path);
+    // Status, with the socket path as :authority, indexed into the client's dynamic table.
+    let status = client.call(
+        1,
+        &request("Status", &indexed_literal(1, &socket_path)),
+        &[],
+    );
+    assert_eq!(
+        status.reset, None,
+        "the server refused the stream (1 = PROTOCOL_ERROR): {status:?}"
+    );
+    assert_eq!(status.headers[0], (":status".to_owned(), "200".to_owned()));
+    assert_eq!(status.trailer("grpc-status"), Some("0"), "{status:?}");
+    let fields = message_fields(&status.message);
+    assert_eq!(
+        fields,
+        [
+            (1, b"v2".to_vec()),
+            (2, b"ok".to_vec()),
+            (3, key_id.clone().into_bytes())
+        ]
+    );
+
+    // Encrypt, with the :authority as a reference to that dynamic entry (index 62).
+    let seed = [0x5au8; 32];
+    let encrypt = client.call(
+        3,
+        &request("Encrypt", &[0xbe]),
+        &[field(1, &seed), field(2, b"uid-raw-1")].concat(),
+    );
+    assert_eq!(encrypt.trailer("grpc-status"), Some("0"), "{encrypt:?}");
+    let fields = message_fields(&encrypt.message);
+    let ciphertext = fields
+        .iter()
+        .find(|(n, _)| *n == 1)
+        .map(|(_, v)| v.clone())
+        .expect("ciphertext");
+    assert_ne!(ciphertext, seed);
+    assert!(
+        fields.contains(&(2, key_id.clone().into_bytes())),
+        "{fields:?}"
+    );
+
+    // Decrypt, with the path again as a never-indexed literal.
+    let decrypt = client.call(
+        5,
+        &request("Decrypt", &never_indexed(1, &socket_path)),
+        &[
+            field(1, &ciphertext),
+            field(2, b"uid-raw-2"),
+            field(3, key_id.as_bytes()),
+        ]
+        .concat(),
+    );
+    assert_eq!(decrypt.trailer("grpc-status"), Some("0"), "{decrypt:?}");
+    assert_eq!(message_fields(&decrypt.message), [(1, seed.to_vec())]);
+
+    // A well-formed authority is passed as it is, and a key-service error is a gRPC status on
+    // a healthy connection.
+    let refused = client.call(
+        7,
+        &request("Decrypt", &raw_h2::literal(1, "localhost")),
+        &[field(1, b"garbage"), field(3, b"no-such-key")].concat(),
+    );
+    assert_eq!(refused.trailer("grpc-status"), Some("3"), "{refused:?}");
+
+    // A tonic client on the same server works as before.
+    let tonic = PluginClient::new(&endpoint, Duration::from_secs(3)).expect("client");
+    assert_eq!(tonic.status().expect("status").key_id, key_id);
+    let wrapped = tonic.encrypt("uid-tonic", &seed).expect("encrypt");
+    let request = DecryptRequest::new(wrapped.ciphertext, wrapped.key_id, wrapped.annotations);
+    assert_eq!(
+        &*tonic.decrypt("uid-tonic-2", &request).expect("decrypt"),
+        &seed
+    );
+    server.stop().expect("graceful stop");
+}

@@ -31,6 +31,13 @@ pub enum Error {
          for a scoped override"
     )]
     AlreadyInstalled,
+    /// [`install_checked`](crate::install_checked) found keys that do not work; nothing was
+    /// installed.
+    #[error("the keyring failed its health check, so it was not installed:\n{report}")]
+    KeyCheck {
+        /// Every key checked (names and errors only, never key bytes).
+        report: Box<encrypted_core::CheckReport>,
+    },
     /// An HMAC hash column was written or queried but no lookup key is configured.
     #[error(
         "{model}.{field} keeps an HMAC lookup hash, but no lookup key is installed: use \

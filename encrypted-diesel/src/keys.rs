@@ -129,6 +129,34 @@ pub fn install(keys: impl Into<Keys>) -> Result<(), Error> {
         .map_err(|_| Error::AlreadyInstalled)
 }
 
+/// Checks every key ([`Keyring::check`]: each key encrypts and reads back a random value, and
+/// each `kms` provider's key service answers `status` and unwraps its current seed), then
+/// installs the keys as [`install`] does. Call it at startup to stop at once on a key that
+/// cannot decrypt rather than on the first row that needs it. Returns the report (for logs).
+///
+/// ```
+/// # use encrypted_core::{Keyring, EncryptionConfiguration, config::generate_aesgcm};
+/// # let config = EncryptionConfiguration::from_yaml(&generate_aesgcm(&["users.example.com"], "k1")?)?;
+/// let report = encrypted_diesel::install_checked(Keyring::from_config(&config)?).expect("healthy");
+/// assert!(report.is_healthy());
+/// # Ok::<(), encrypted_core::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::KeyCheck`] with the report when a key failed (nothing is installed);
+/// [`Error::AlreadyInstalled`] when keys were installed before.
+pub fn install_checked(keys: impl Into<Keys>) -> Result<encrypted_core::CheckReport, Error> {
+    let keys = keys.into();
+    let report = keys.keyring().check();
+    if !report.is_healthy() {
+        return Err(Error::KeyCheck {
+            report: Box::new(report),
+        });
+    }
+    install(keys)?;
+    Ok(report)
+}
+
 /// Runs `f` with `keys` in place of the installed ones on this thread (tests, tenants).
 /// Scopes nest; the previous keys come back when `f` returns or panics.
 ///

@@ -24,7 +24,7 @@ pub mod __private;
 
 pub use encrypted_derive::Encrypted;
 pub use error::Error;
-pub use keys::{Keys, Scoped, current, install, scope, with_keyring};
+pub use keys::{Keys, Scoped, current, install, install_checked, scope, with_keyring};
 pub use load::{LoadDecrypted, Model, decrypt_all, encrypt_all, encrypt_chunks};
 pub use lookup::{LEGACY_SHA256, LookupKey, LookupKeys};
 pub use value::{Encrypted as EncryptedValue, EncryptedList};

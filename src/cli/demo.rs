@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use diesel::prelude::*;
 
 use super::CliError;
-use super::store::{ensure_config, install_keys};
+use super::store::{ensure_config, install_keys, open_existing};
 use crate::db::Db;
 use crate::models::{
     Credential, Identity, McpAuditLog, McpOAuthToken, RunState, SessionCookie, User,
@@ -28,7 +28,9 @@ pub(crate) struct Args {
     /// Directory for the generated configuration and the SQLite database (created if missing).
     #[arg(long, default_value = "obot-data", value_name = "DIR")]
     data_dir: PathBuf,
-    /// The database instead of `<data-dir>/obot.db`: a SQLite file or a `postgres://` URL.
+    /// The database instead of `<data-dir>/obot.db`: a SQLite file or a `postgres://` URL. It
+    /// must exist and be migrated (`obot-store init` or `migrate`); only the default one is
+    /// created.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
     /// The configuration instead of `<data-dir>/encryption.yaml`.
@@ -204,8 +206,15 @@ fn describe(stored: &[u8]) -> (String, String, usize) {
 
 pub(crate) fn run(args: &Args) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    // A database given explicitly must already be there: refuse it before creating anything.
+    let existing = match &args.database_url {
+        Some(url) => Some((open_existing(url)?, url.clone())),
+        None => None,
+    };
+    if existing.is_none() || args.config.is_none() {
+        std::fs::create_dir_all(&args.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    }
     let config = args
         .config
         .clone()
@@ -224,15 +233,20 @@ pub(crate) fn run(args: &Args) -> Result<(), CliError> {
         )?;
     }
     install_keys(&config)?;
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("obot.db").display().to_string());
-    let mut db = Db::connect(&url).map_err(|e| format!("cannot open the database {url}: {e}"))?;
-    let applied = db.migrate()?;
+    let (mut db, url, applied) = match existing {
+        Some((db, url)) => (db, url, Vec::new()),
+        None => {
+            let url = args.data_dir.join("obot.db").display().to_string();
+            let mut db =
+                Db::connect(&url).map_err(|e| format!("cannot open the database {url}: {e}"))?;
+            let applied = db.migrate()?;
+            (db, url, applied)
+        }
+    };
     writeln!(
         out,
-        "Database {url} ({}): {}",
+        "Database {} ({}): {}",
+        crate::db::redact_url(&url),
         db.backend(),
         if applied.is_empty() {
             "schema up to date".to_owned()

@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing and the subcommands.
 
+mod check;
 mod crypt;
 mod demo;
 mod keygen;
@@ -50,6 +51,28 @@ enum Command {
     /// Recompute every hash column from the decrypted values and list the rows (by key) whose
     /// hashes do not match; exits 1 when any does.
     Verify(store::VerifyArgs),
+    /// Check every configured key: each encrypts a random value and reads it back, each KMS
+    /// key service answers status and unwraps its current key; one line per key, and a
+    /// failure names the broken providers.
+    Check(check::Args),
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Demo(_) => "demo",
+            Command::Keygen(_) => "keygen",
+            Command::Encrypt(_) => "encrypt",
+            Command::Decrypt(_) => "decrypt",
+            Command::KmsPlugin(_) => "kms-plugin",
+            Command::Init(_) => "init",
+            Command::Migrate(_) => "migrate",
+            Command::Status(_) => "status",
+            Command::Rewrap(_) => "rewrap",
+            Command::Verify(_) => "verify",
+            Command::Check(_) => "check",
+        }
+    }
 }
 
 /// Options shared by commands that use a configuration file.
@@ -90,6 +113,7 @@ pub(crate) fn load_keyring(path: &std::path::Path) -> Result<encrypted_core::Key
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.name();
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Keygen(args) => keygen::run(&args),
@@ -101,20 +125,98 @@ pub fn main() -> ExitCode {
         Command::Status(args) => store::status(&args),
         Command::Rewrap(args) => store::rewrap(&args),
         Command::Verify(args) => store::verify(&args),
+        Command::Check(args) => check::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&*e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
+            eprint!("{}", scrub(&render(command, &*e)));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Passwords of the database URLs this run was given, never to be printed.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Shorter secrets are not scrubbed from free text (a one-letter password would mangle every
+/// message); URLs are always shown through [`crate::db::redact_url`].
+const MIN_SCRUBBED: usize = 4;
+
+/// Remembers the passwords of `url` so that no error message shows them, whoever wrote it.
+pub(crate) fn hide_url_secrets(url: &str) {
+    let mut secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    secrets.extend(crate::db::url_secrets(url));
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// `text` with every remembered password replaced by `***`.
+fn scrub(text: &str) -> String {
+    let secrets = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= MIN_SCRUBBED) {
+        out = out.replace(secret.as_str(), "***");
+    }
+    out
+}
+
+/// `error: ...` and its causes; SQLite's "database is locked" explained.
+fn render(command: &str, e: &(dyn std::error::Error + 'static)) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if is_sqlite_locked(e) {
+        let _ = writeln!(
+            out,
+            "error: the SQLite database is locked: another process (another `obot-store rewrap`, \
+             a migration or the application) holds its write lock and kept it longer than the 10 \
+             s `{command}` waits for it"
+        );
+        let _ = writeln!(
+            out,
+            "  {}",
+            if command == "rewrap" {
+                "nothing was lost: each batch is one transaction, so the rows already \
+                 re-encrypted stay done and the others are untouched; rerunning is safe: run \
+                 `obot-store rewrap` again once the other process has finished"
+            } else {
+                "run the command again once the other process has finished"
+            }
+        );
+        let _ = writeln!(out, "  caused by: {e}");
+    } else {
+        let _ = writeln!(out, "error: {e}");
+    }
+    let mut source = e.source();
+    while let Some(s) = source {
+        let _ = writeln!(out, "  caused by: {s}");
+        source = s.source();
+    }
+    out
+}
+
+/// SQLite's `SQLITE_BUSY` / `SQLITE_LOCKED` anywhere in the chain (diesel reports both as a
+/// database error with SQLite's message).
+fn is_sqlite_locked(e: &(dyn std::error::Error + 'static)) -> bool {
+    const MESSAGES: [&str; 2] = ["database is locked", "database table is locked"];
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(e) = current {
+        let locked = match e.downcast_ref::<diesel::result::Error>() {
+            Some(diesel::result::Error::DatabaseError(_, info)) => {
+                MESSAGES.iter().any(|m| info.message().contains(m))
+            }
+            _ => MESSAGES.iter().any(|m| e.to_string().contains(m)),
+        };
+        if locked {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Output closed early (`obot-store demo | head`): stop quietly.

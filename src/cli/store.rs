@@ -7,9 +7,9 @@ use encrypted_core::config::{OBOT_RESOURCES, generate_aesgcm};
 use encrypted_diesel::Keys;
 
 use super::{CONFIG_ENV, CliError};
-use crate::db::Db;
 use encrypted_diesel::rotate::{Options, Progress, Rate, Unreadable};
 
+use crate::db::{Db, redact_url};
 use crate::rotation;
 
 /// Default SQLite database.
@@ -117,11 +117,32 @@ pub(crate) fn install_keys(path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Connects for `init` and `migrate`: a SQLite file is created if missing.
 fn connect(url: &str) -> Result<Db, CliError> {
-    Db::connect(url).map_err(|e| format!("cannot open the database {url}: {e}").into())
+    super::hide_url_secrets(url);
+    Db::connect(url).map_err(|e| open_error(url, e))
+}
+
+/// A connection failure, with the URL (redacted) unless the error names it already.
+fn open_error(url: &str, e: crate::db::DbError) -> CliError {
+    if e.is::<crate::db::OpenError>() {
+        e
+    } else {
+        format!("cannot open the database {}: {e}", redact_url(url)).into()
+    }
+}
+
+/// Connects to a database that must exist and be migrated (`status`, `rewrap`, `demo
+/// --database-url`): nothing is created.
+pub(crate) fn open_existing(url: &str) -> Result<Db, CliError> {
+    super::hide_url_secrets(url);
+    Db::open_existing(url).map_err(|e| open_error(url, e))
 }
 
 pub(crate) fn init(args: &InitArgs) -> Result<(), CliError> {
+    // An unusable URL is refused before anything (the configuration) is written.
+    super::hide_url_secrets(&args.store.database_url);
+    crate::db::check_url(&args.store.database_url)?;
     if ensure_config(&args.store.config, &args.key_name)? {
         eprintln!(
             "wrote {} with a fresh AES-256-GCM key {:?} (then identity); keep it secret and backed up",
@@ -138,6 +159,7 @@ pub(crate) fn init(args: &InitArgs) -> Result<(), CliError> {
 }
 
 fn report_migrations(done: &[String], url: &str) {
+    let url = redact_url(url);
     if done.is_empty() {
         eprintln!("{url}: schema up to date");
     }
@@ -153,8 +175,8 @@ pub(crate) fn migrate(args: &MigrateArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn status(args: &StatusArgs) -> Result<(), CliError> {
+    let mut db = open_existing(&args.store.database_url)?;
     install_keys(&args.store.config)?;
-    let mut db = connect(&args.store.database_url)?;
     let report = rotation::status(&mut db)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -226,8 +248,8 @@ pub(crate) fn status(args: &StatusArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn verify(args: &VerifyArgs) -> Result<(), CliError> {
+    let mut db = open_existing(&args.store.database_url)?;
     install_keys(&args.store.config)?;
-    let mut db = connect(&args.store.database_url)?;
     let report = rotation::verify(&mut db, &Options::default().batch_size(2000))?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -273,8 +295,8 @@ pub(crate) fn rewrap(args: &RewrapArgs) -> Result<(), CliError> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    let mut db = open_existing(&args.store.database_url)?;
     install_keys(&args.store.config)?;
-    let mut db = connect(&args.store.database_url)?;
     let total = rotation::total_rows(&mut db)?;
     let bar = if args.json {
         indicatif::ProgressBar::hidden()

@@ -22,11 +22,13 @@
 //! # Ok::<(), encrypted_core::Error>(())
 //! ```
 
+mod depth;
 mod duration;
 mod raw;
 mod resource;
+mod scrub;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,6 +46,12 @@ pub const API_VERSION: &str = "apiserver.config.k8s.io/v1";
 pub const KIND: &str = "EncryptionConfiguration";
 /// The KMS call timeout when the file gives none (Kubernetes' default).
 pub const DEFAULT_KMS_TIMEOUT: Duration = Duration::from_secs(3);
+/// The largest configuration accepted, in bytes (1 MiB; a real one is a few KiB). A file is read
+/// no further than this.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// The deepest nesting accepted (flow collections and block levels open at once; a real
+/// configuration nests about 8 deep). Checked on the text, before the parser runs.
+pub const MAX_DEPTH: usize = 64;
 
 /// A validated `EncryptionConfiguration`.
 #[derive(Debug, Clone)]
@@ -141,15 +149,45 @@ const KMS_SCHEMES: &[&str] = &[
 impl EncryptionConfiguration {
     /// Reads and validates a YAML or JSON file.
     ///
+    /// At most [`MAX_CONFIG_BYTES`] + 1 bytes are read (so `/dev/zero` or a huge file is refused
+    /// at once); the text read is wiped from memory afterwards.
+    ///
     /// # Errors
-    /// [`Error::Config`] naming the file, the entry, the provider and the field at fault.
+    /// [`Error::Config`] naming the file, the entry, the provider and the field at fault;
+    /// [`ConfigErrorKind::TooLarge`](crate::ConfigErrorKind::TooLarge) for a file over [`MAX_CONFIG_BYTES`]. As for
+    /// [`from_yaml`](Self::from_yaml), no message quotes the file's content.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        use std::io::Read as _;
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new("", Kind::Io(e.to_string())).with_file(&shown))?;
-        let text = zeroize::Zeroizing::new(text);
-        Self::from_yaml(&text).map_err(|e| match e {
+        let io =
+            |e: std::io::Error| ConfigError::new("", Kind::Io(e.to_string())).with_file(&shown);
+        let file = std::fs::File::open(path).map_err(io)?;
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        file.take(MAX_CONFIG_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::new(
+                "",
+                Kind::TooLarge {
+                    limit: MAX_CONFIG_BYTES,
+                },
+            )
+            .with_file(shown)
+            .into());
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            ConfigError::new(
+                "",
+                Kind::Io(format!(
+                    "the file is not UTF-8 text (invalid byte at offset {})",
+                    e.valid_up_to()
+                )),
+            )
+            .with_file(&shown)
+        })?;
+        Self::from_yaml(text).map_err(|e| match e {
             Error::Config(c) => Error::Config(c.with_file(shown)),
             other => other,
         })
@@ -159,21 +197,24 @@ impl EncryptionConfiguration {
     /// Kubernetes does).
     ///
     /// # Errors
-    /// [`Error::Config`] naming the entry, the provider and the field at fault.
+    /// [`Error::Config`] naming the entry, the provider and the field at fault;
+    /// [`ConfigErrorKind::TooLarge`](crate::ConfigErrorKind::TooLarge) over [`MAX_CONFIG_BYTES`], [`ConfigErrorKind::TooDeep`](crate::ConfigErrorKind::TooDeep)
+    /// when nested deeper than [`MAX_DEPTH`]. A message never quotes a value of the document
+    /// (what stands where something else was expected is described by its type and length).
     pub fn from_yaml(text: &str) -> Result<Self, Error> {
-        let raw: raw::RawConfig = serde_norway::from_str(text)
-            .map_err(|e| ConfigError::new("", Kind::Syntax(e.to_string())))?;
-        Ok(validate(raw)?)
+        parse(text, MAX_CONFIG_BYTES, |t| {
+            serde_norway::from_str(t).map_err(|e| e.to_string())
+        })
     }
 
     /// Parses and validates a JSON document with a JSON parser (for errors in JSON terms).
     ///
     /// # Errors
-    /// [`Error::Config`] naming the entry, the provider and the field at fault.
+    /// As [`from_yaml`](Self::from_yaml).
     pub fn from_json(text: &str) -> Result<Self, Error> {
-        let raw: raw::RawConfig = serde_json::from_str(text)
-            .map_err(|e| ConfigError::new("", Kind::Syntax(e.to_string())))?;
-        Ok(validate(raw)?)
+        parse(text, MAX_CONFIG_BYTES, |t| {
+            serde_json::from_str(t).map_err(|e| e.to_string())
+        })
     }
 
     /// The entry that applies to a group-resource (`users.obot.obot.ai`, `credentials`): the
@@ -186,8 +227,63 @@ impl EncryptionConfiguration {
     }
 }
 
+/// Checks the size and nesting of `text`, parses it with `parser` (whose message is scrubbed of
+/// any quoted value) and validates it.
+fn parse(
+    text: &str,
+    max_bytes: usize,
+    parser: impl FnOnce(&str) -> Result<raw::RawConfig, String>,
+) -> Result<EncryptionConfiguration, Error> {
+    if text.len() > max_bytes {
+        return Err(ConfigError::new("", Kind::TooLarge { limit: max_bytes }).into());
+    }
+    if let Some(line) = depth::exceeds(text, MAX_DEPTH) {
+        return Err(ConfigError::new(
+            "",
+            Kind::TooDeep {
+                limit: MAX_DEPTH,
+                line,
+            },
+        )
+        .into());
+    }
+    let raw = parser(text).map_err(|m| ConfigError::new("", Kind::Syntax(scrub::scrub(&m))))?;
+    Ok(validate(raw)?)
+}
+
+/// `value` when `safe` says it can be shown, else a description of it: a wrong `apiVersion` or
+/// `kind` is worth showing (`v1`, `Config`), a key pasted there is not.
+fn shown_if(value: &str, safe: impl Fn(&str) -> bool) -> String {
+    if value.is_empty() || safe(value) {
+        value.to_owned()
+    } else {
+        format!("<{} characters, not shown>", value.chars().count())
+    }
+}
+
+/// `v1`, `v2beta1`, `group.example.com/v1alpha2`: a Kubernetes apiVersion.
+fn looks_like_api_version(text: &str) -> bool {
+    let (group, version) = text.rsplit_once('/').unwrap_or(("", text));
+    let group_ok = group.is_empty()
+        || (group.len() <= 63
+            && group
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c)));
+    let version_ok = version.strip_prefix('v').is_some_and(|rest| {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let tail = &rest[digits..];
+        digits > 0
+            && (tail.is_empty()
+                || ["alpha", "beta"].iter().any(|stage| {
+                    tail.strip_prefix(stage)
+                        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+                }))
+    });
+    group_ok && version_ok
+}
+
 /// Where an entry is, for messages: `resources[0] (credentials, users.obot.obot.ai, +5 more)`.
-fn entry_location(index: usize, names: &[String]) -> String {
+pub(crate) fn entry_location(index: usize, names: &[String]) -> String {
     let shown: Vec<&str> = names.iter().take(2).map(String::as_str).collect();
     let more = names.len().saturating_sub(2);
     if shown.is_empty() {
@@ -206,7 +302,7 @@ fn validate(raw: raw::RawConfig) -> Result<EncryptionConfiguration, ConfigError>
             return Err(ConfigError::new(
                 "apiVersion",
                 Kind::UnknownApiVersion {
-                    found: other.unwrap_or_default().to_owned(),
+                    found: shown_if(other.unwrap_or_default(), looks_like_api_version),
                 },
             ));
         }
@@ -217,7 +313,9 @@ fn validate(raw: raw::RawConfig) -> Result<EncryptionConfiguration, ConfigError>
             return Err(ConfigError::new(
                 "kind",
                 Kind::UnknownKind {
-                    found: other.unwrap_or_default().to_owned(),
+                    found: shown_if(other.unwrap_or_default(), |k| {
+                        k.len() <= 30 && k.chars().all(|c| c.is_ascii_alphabetic())
+                    }),
                 },
             ));
         }
@@ -232,7 +330,7 @@ fn validate(raw: raw::RawConfig) -> Result<EncryptionConfiguration, ConfigError>
         ));
     }
     let mut entries = Vec::with_capacity(raw_entries.len());
-    let mut seen: Vec<(ResourcePattern, String)> = Vec::new();
+    let mut seen = SeenResources::default();
     let mut kms_names = HashSet::new();
     for (index, raw_entry) in raw_entries.into_iter().enumerate() {
         let names = raw_entry.resources.unwrap_or_default();
@@ -255,28 +353,7 @@ fn validate(raw: raw::RawConfig) -> Result<EncryptionConfiguration, ConfigError>
                     },
                 )
             })?;
-            for (earlier, where_) in &seen {
-                if earlier.as_str() == pattern.as_str() {
-                    return Err(ConfigError::new(
-                        &at,
-                        Kind::DuplicateResource {
-                            name: name.clone(),
-                            first: where_.clone(),
-                        },
-                    ));
-                }
-                if earlier.covers(&pattern) {
-                    return Err(ConfigError::new(
-                        &at,
-                        Kind::MaskedResource {
-                            name: name.clone(),
-                            wildcard: earlier.as_str().to_owned(),
-                            first: where_.clone(),
-                        },
-                    ));
-                }
-            }
-            seen.push((pattern.clone(), at));
+            seen.check(&pattern, &at)?;
             patterns.push(pattern);
         }
         let raw_providers = raw_entry.providers.unwrap_or_default();
@@ -297,6 +374,73 @@ fn validate(raw: raw::RawConfig) -> Result<EncryptionConfiguration, ConfigError>
         });
     }
     Ok(EncryptionConfiguration { resources: entries })
+}
+
+/// The resources listed so far, indexed so that each new one is checked in constant time for a
+/// duplicate or an earlier wildcard that masks it.
+#[derive(Default)]
+struct SeenResources {
+    /// Every pattern by its text: (order, where).
+    all: HashMap<String, (usize, String)>,
+    /// `*.<group>` wildcards by group (`""` for `*.`).
+    groups: HashMap<String, (usize, String)>,
+    /// `*.*`.
+    everything: Option<(usize, String)>,
+}
+
+impl SeenResources {
+    /// Refuses `pattern` (at `at`) when an earlier one is the same or covers it (the earliest in
+    /// file order is named), else records it.
+    fn check(&mut self, pattern: &ResourcePattern, at: &str) -> Result<(), ConfigError> {
+        let text = pattern.as_str();
+        let duplicate = self.all.get(text);
+        let mask = match pattern.group() {
+            resource::Group::All => None,
+            resource::Group::Wildcard(_) => self.everything.as_ref(),
+            resource::Group::Exact(group) => [self.everything.as_ref(), self.groups.get(group)]
+                .into_iter()
+                .flatten()
+                .min_by_key(|(order, _)| *order),
+        };
+        match (duplicate, mask) {
+            (Some((d, first)), m) if m.is_none_or(|(o, _)| d < o) => {
+                return Err(ConfigError::new(
+                    at,
+                    Kind::DuplicateResource {
+                        name: text.to_owned(),
+                        first: first.clone(),
+                    },
+                ));
+            }
+            (_, Some((order, first))) => {
+                let wildcard = if self.everything.as_ref().is_some_and(|(o, _)| o == order) {
+                    "*.*".to_owned()
+                } else {
+                    format!("*.{}", resource::group_of(text))
+                };
+                return Err(ConfigError::new(
+                    at,
+                    Kind::MaskedResource {
+                        name: text.to_owned(),
+                        wildcard,
+                        first: first.clone(),
+                    },
+                ));
+            }
+            _ => {}
+        }
+        let order = self.all.len();
+        let entry = (order, at.to_owned());
+        match pattern.group() {
+            resource::Group::All => self.everything = Some(entry.clone()),
+            resource::Group::Wildcard(group) => {
+                self.groups.insert(group.to_owned(), entry.clone());
+            }
+            resource::Group::Exact(_) => {}
+        }
+        self.all.insert(text.to_owned(), entry);
+        Ok(())
+    }
 }
 
 fn validate_provider(

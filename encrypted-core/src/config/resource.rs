@@ -8,7 +8,7 @@ pub struct ResourcePattern {
 }
 
 /// The group of a group-resource: what follows the first `.`, or `""` for the core group.
-fn group_of(resource: &str) -> &str {
+pub(crate) fn group_of(resource: &str) -> &str {
     resource.split_once('.').map_or("", |(_, group)| group)
 }
 
@@ -74,7 +74,20 @@ impl ResourcePattern {
         }
     }
 
-    /// True when every resource `other` matches is already matched by `self` (and they differ).
+    /// What the pattern matches, by group.
+    pub(crate) fn group(&self) -> Group<'_> {
+        match self.text.as_str() {
+            "*.*" => Group::All,
+            t => match t.strip_prefix("*.") {
+                Some(group) => Group::Wildcard(group),
+                None => Group::Exact(group_of(t)),
+            },
+        }
+    }
+
+    /// True when every resource `other` matches is already matched by `self` (and they differ):
+    /// the reference the indexed check in `validate` is tested against.
+    #[cfg(test)]
     pub(crate) fn covers(&self, other: &Self) -> bool {
         if self.text == other.text || !self.is_wildcard() {
             return false;
@@ -87,6 +100,17 @@ impl ResourcePattern {
         }
         self.matches(&other.text)
     }
+}
+
+/// What a [`ResourcePattern`] matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Group<'a> {
+    /// `*.*`: everything.
+    All,
+    /// `*.<group>` (`""` for `*.`): every resource of the group.
+    Wildcard(&'a str),
+    /// One resource, of this group.
+    Exact(&'a str),
 }
 
 impl std::fmt::Display for ResourcePattern {

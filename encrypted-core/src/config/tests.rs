@@ -1339,3 +1339,413 @@ fn generate_aesgcm_rejects_bad_input() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// No parse error quotes the document
+// ---------------------------------------------------------------------------------------------
+
+/// A realistic key (base64 of 32 bytes) and a number, standing where they must not.
+const CANARY_KEY: &str = "Q0FOQVJZLWtleS1ieXRlcy1tdXN0LW5ldmVyLXNob3c=";
+const CANARY_NUMBER: &str = "918273645546372819";
+
+#[track_caller]
+fn assert_no_canary(what: &str, result: Result<EncryptionConfiguration, Error>) -> ConfigError {
+    let e = match result {
+        Err(Error::Config(e)) => e,
+        other => panic!("{what}: expected a configuration error, got {other:?}"),
+    };
+    let shown = format!("{e} {e:?}");
+    for canary in [CANARY_KEY, &CANARY_KEY[..20], CANARY_NUMBER, "CANARY"] {
+        assert!(!shown.contains(canary), "{what}: {canary} leaked: {shown}");
+    }
+    e
+}
+
+#[test]
+fn no_yaml_parse_error_quotes_a_value() {
+    let k = CANARY_KEY;
+    let n = CANARY_NUMBER;
+    let head = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n";
+    let entry = format!("{head}resources:\n  - resources: [users.obot.obot.ai]\n    providers:\n");
+    let shapes = [
+        // A key file or a password file passed as the configuration.
+        k.to_owned(),
+        format!("{k}\n"),
+        format!("\"{k}\""),
+        format!("'{k}'"),
+        format!("postgres-password-{k}\nsecond line {k}\n"),
+        n.to_owned(),
+        format!("{n}.5"),
+        format!("[{k}, {n}]"),
+        format!("- {k}\n- {n}\n"),
+        // A key where a mapping or a list is expected, at every level.
+        format!("{head}resources: {k}\n"),
+        format!("{head}resources: {n}\n"),
+        format!("{head}resources:\n  - {k}\n"),
+        format!("{head}resources:\n  - [{k}]\n"),
+        format!("{head}resources:\n  - resources: {k}\n"),
+        format!("{head}resources:\n  - resources: [[{k}]]\n"),
+        format!("{head}resources:\n  - resources: [{{a: {k}}}]\n"),
+        format!("{entry}      - {k}\n"),
+        format!("{entry}      - {n}\n"),
+        format!("{entry}      - aesgcm: {k}\n"),
+        format!("{entry}      - aesgcm: [{k}]\n"),
+        format!("{entry}      - aesgcm:\n          keys: {k}\n"),
+        format!("{entry}      - aesgcm:\n          keys: {n}\n"),
+        format!("{entry}      - aesgcm:\n          keys:\n            - {k}\n"),
+        format!("{entry}      - aesgcm:\n          keys: [{k}, {n}]\n"),
+        format!("{entry}      - aesgcm:\n          keys:\n            - [{k}]\n"),
+        format!("{entry}      - secretbox:\n          keys:\n            - name: [{k}]\n"),
+        format!("{entry}      - identity: {k}\n"),
+        format!("{entry}      - identity: [{k}]\n"),
+        format!("{entry}      - kms: {k}\n"),
+        format!("{entry}      - kms:\n          name: {{a: {k}}}\n"),
+        format!("{entry}      - kms:\n          cachesize: {k}\n"),
+        format!("{entry}      - kms:\n          cachesize: {n}.5\n"),
+        // A key as a field name.
+        format!("{k}: 1\n"),
+        format!("{head}{k}: {n}\n"),
+        format!("{entry}      - aesgcm:\n          keys:\n            - {k}: x\n"),
+        format!("{entry}      - {k}: {{}}\n"),
+        format!("{entry}      - identity: {{{k}: 1}}\n"),
+    ];
+    for text in &shapes {
+        let e = assert_no_canary(text, EncryptionConfiguration::from_yaml(text));
+        assert!(matches!(e.kind, ConfigErrorKind::Syntax(_)), "{text}: {e}");
+        // What was expected and where are kept.
+        let message = e.to_string();
+        assert!(
+            message.contains("expected") || message.contains("there are no fields"),
+            "{text}: {message}"
+        );
+    }
+    // The position is kept where the value is not at the very start.
+    let e = rejected(&format!("{head}resources:\n  - {k}\n"));
+    assert!(e.to_string().contains("line 4 column 5"), "{e}");
+    assert!(e.to_string().contains("a string of 44 characters"), "{e}");
+    // A typo in a field name is still shown.
+    let e = rejected(&one(&keyed("aesgmc", "key1", KEY32)));
+    assert!(e.to_string().contains("unknown field `aesgmc`"), "{e}");
+}
+
+#[test]
+fn a_wrong_api_version_or_kind_is_shown_unless_it_looks_like_a_key() {
+    let doc = |api: &str, kind: &str| {
+        format!(
+            "apiVersion: {api}\nkind: {kind}\nresources:\n  - resources: [a]\n    providers:\n      - identity: {{}}\n"
+        )
+    };
+    for (api, shown) in [
+        ("v1", "v1"),
+        (
+            "apiserver.config.k8s.io/v2beta1",
+            "apiserver.config.k8s.io/v2beta1",
+        ),
+        (CANARY_KEY, "<44 characters, not shown>"),
+        (CANARY_NUMBER, "<18 characters, not shown>"),
+        ("Q0FOQVJZ/v1", "<11 characters, not shown>"),
+    ] {
+        let e = rejected(&doc(api, "EncryptionConfiguration"));
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::UnknownApiVersion {
+                found: shown.into()
+            }
+        );
+    }
+    for (kind, shown) in [
+        ("Config", "Config"),
+        (CANARY_KEY, "<44 characters, not shown>"),
+        ("Q0FOQVJZLWtleS1ieXRlcy1tdXN0", "<28 characters, not shown>"),
+    ] {
+        let e = rejected(&doc(API_VERSION, kind));
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::UnknownKind {
+                found: shown.into()
+            }
+        );
+    }
+}
+
+#[test]
+fn no_json_parse_error_quotes_a_value() {
+    let k = CANARY_KEY;
+    let n = CANARY_NUMBER;
+    let entry = |providers: &str| {
+        format!(
+            "{{\"apiVersion\": \"apiserver.config.k8s.io/v1\", \"kind\": \"EncryptionConfiguration\", \
+             \"resources\": [{{\"resources\": [\"users.obot.obot.ai\"], \"providers\": [{providers}]}}]}}"
+        )
+    };
+    let shapes = [
+        format!("\"{k}\""),
+        n.to_owned(),
+        format!("{n}.5"),
+        "true".to_owned(),
+        format!("[\"{k}\", {n}]"),
+        format!("{{\"apiVersion\": {n}}}"),
+        format!("{{\"kind\": [\"{k}\"]}}"),
+        format!("{{\"resources\": \"{k}\"}}"),
+        format!("{{\"resources\": [\"{k}\"]}}"),
+        format!("{{\"resources\": [{{\"resources\": \"{k}\"}}]}}"),
+        format!("{{\"resources\": [{{\"resources\": [{n}]}}]}}"),
+        format!("{{\"{k}\": 1}}"),
+        entry(&format!("\"{k}\"")),
+        entry(&format!("{{\"aesgcm\": \"{k}\"}}")),
+        entry(&format!("{{\"aesgcm\": {{\"keys\": \"{k}\"}}}}")),
+        entry(&format!("{{\"aesgcm\": {{\"keys\": [\"{k}\"]}}}}")),
+        entry(&format!(
+            "{{\"aesgcm\": {{\"keys\": [{{\"name\": {n}}}]}}}}"
+        )),
+        entry(&format!("{{\"aesgcm\": {{\"keys\": [{{\"{k}\": 1}}]}}}}")),
+        entry(&format!("{{\"kms\": {{\"cachesize\": \"{k}\"}}}}")),
+        entry(&format!("{{\"identity\": \"{k}\"}}")),
+    ];
+    for text in &shapes {
+        let e = assert_no_canary(text, EncryptionConfiguration::from_json(text));
+        assert!(matches!(e.kind, ConfigErrorKind::Syntax(_)), "{text}: {e}");
+        assert!(e.to_string().contains("line 1 column"), "{text}: {e}");
+        // And through the YAML parser, which reads JSON too. There a number where a string is
+        // expected is that string: a key or resource *name* (shown in locations by design),
+        // so only its parse errors are checked here.
+        if let Err(Error::Config(e)) = EncryptionConfiguration::from_yaml(text)
+            && matches!(e.kind, ConfigErrorKind::Syntax(_))
+        {
+            assert_no_canary(text, Err(Error::Config(e)));
+        }
+    }
+}
+
+#[test]
+fn a_key_file_given_as_the_configuration_is_not_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, content) in [
+        ("key.b64", format!("{CANARY_KEY}\n")),
+        ("password", format!("CANARY-db-password-{CANARY_NUMBER}")),
+        ("kek.json", format!("{{\"key\": \"{CANARY_KEY}\"}}")),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        let e = assert_no_canary(name, EncryptionConfiguration::from_file(&path));
+        assert_eq!(e.file.as_deref(), Some(path.display().to_string().as_str()));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounded cost
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_document_over_the_size_limit_is_refused() -> Result<(), Error> {
+    // A valid document padded with a comment to exactly the limit passes; one byte more does not.
+    let mut text = OBOT_AESGCM_YAML.to_owned();
+    text.push('#');
+    text.push_str(&" ".repeat(MAX_CONFIG_BYTES - text.len() - 1));
+    text.push('\n');
+    assert_eq!(text.len(), MAX_CONFIG_BYTES);
+    EncryptionConfiguration::from_yaml(&text)?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.yaml");
+    std::fs::write(&path, &text).expect("write");
+    EncryptionConfiguration::from_file(&path)?;
+
+    text.push(' ');
+    let too_large = ConfigErrorKind::TooLarge {
+        limit: MAX_CONFIG_BYTES,
+    };
+    let e = rejected(&text);
+    assert_eq!(e.kind, too_large);
+    assert_eq!(
+        e.to_string(),
+        "invalid EncryptionConfiguration: the configuration is larger than 1048576 bytes; an \
+         EncryptionConfiguration is a few KiB"
+    );
+    let Err(Error::Config(e)) = EncryptionConfiguration::from_json(&text) else {
+        panic!("too large for JSON too");
+    };
+    assert_eq!(e.kind, too_large);
+    std::fs::write(&path, &text).expect("write");
+    let Err(Error::Config(e)) = EncryptionConfiguration::from_file(&path) else {
+        panic!("too large a file");
+    };
+    assert_eq!(e.kind, too_large);
+    assert_eq!(e.file.as_deref(), Some(path.display().to_string().as_str()));
+    Ok(())
+}
+
+#[test]
+fn an_endless_file_is_refused_after_the_limit() {
+    // Reading all of /dev/zero would never end; the limit stops it.
+    let Err(Error::Config(e)) = EncryptionConfiguration::from_file("/dev/zero") else {
+        panic!("/dev/zero must be refused");
+    };
+    assert_eq!(
+        e.kind,
+        ConfigErrorKind::TooLarge {
+            limit: MAX_CONFIG_BYTES
+        }
+    );
+    assert_eq!(e.file.as_deref(), Some("/dev/zero"));
+    // Bytes that are not UTF-8 are named by offset, not shown.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("binary");
+    std::fs::write(&path, b"apiVersion: \xff\xfe").expect("write");
+    let Err(Error::Config(e)) = EncryptionConfiguration::from_file(&path) else {
+        panic!("binary must be refused");
+    };
+    assert_eq!(
+        e.kind,
+        ConfigErrorKind::Io("the file is not UTF-8 text (invalid byte at offset 12)".into())
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_before_parsing() {
+    let deep_flow = "[".repeat(100_000);
+    let deep_block = "- ".repeat(100_000);
+    let deep_map = format!("{}x", "{a: ".repeat(100_000));
+    let deep_lines: String = (0..100)
+        .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+        .collect();
+    for (text, line) in [
+        (&deep_flow, 1),
+        (&deep_block, 1),
+        (&deep_map, 1),
+        (&deep_lines, MAX_DEPTH + 1),
+    ] {
+        let e = rejected(text);
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::TooDeep {
+                limit: MAX_DEPTH,
+                line
+            },
+            "{}",
+            &text[..40]
+        );
+        assert!(e.to_string().contains("more than 64 levels deep"), "{e}");
+    }
+    let Err(Error::Config(e)) = EncryptionConfiguration::from_json(&deep_flow) else {
+        panic!("deep JSON must be refused");
+    };
+    assert!(matches!(e.kind, ConfigErrorKind::TooDeep { .. }), "{e}");
+    // Every fixture nests well within the limit.
+    for text in [
+        OBOT_AESGCM_YAML,
+        OBOT_AESGCM_JSON,
+        OBOT_KMS_YAML,
+        OBOT_KMS_JSON,
+    ] {
+        assert_eq!(depth::exceeds(text, 12), None, "{text}");
+    }
+}
+
+/// `resources: [r0, r1, ...]` in one entry, then `identity: {}`.
+fn many_resources(names: impl Iterator<Item = String>) -> String {
+    let list: Vec<String> = names.collect();
+    format!(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - \
+         resources: [{}]\n    providers:\n      - identity: {{}}\n",
+        list.join(", ")
+    )
+}
+
+fn parse_unbounded(text: &str) -> Result<EncryptionConfiguration, Error> {
+    parse(text, usize::MAX, |t| {
+        serde_norway::from_str(t).map_err(|e| e.to_string())
+    })
+}
+
+#[test]
+fn two_hundred_thousand_resources_validate() -> Result<(), Error> {
+    // The duplicate and masking checks are linear: compared pairwise, this would take minutes.
+    let n = 200_000;
+    let names = || (0..n).map(|i| format!("r{i}.g{}", i % 97));
+    let config = parse_unbounded(&many_resources(names()))?;
+    assert_eq!(config.resources[0].resources.len(), n);
+    // A duplicate at the end is still found, and named with its first place.
+    let e = match parse_unbounded(&many_resources(
+        names().chain(std::iter::once("r17.g17".to_owned())),
+    )) {
+        Err(Error::Config(e)) => e,
+        other => panic!("expected a duplicate, got {other:?}"),
+    };
+    assert_eq!(
+        e.kind,
+        ConfigErrorKind::DuplicateResource {
+            name: "r17.g17".into(),
+            first: "resources[0] (r0.g0, r1.g1, +199999 more).resources[17]".into(),
+        }
+    );
+    assert_eq!(
+        e.location,
+        "resources[0] (r0.g0, r1.g1, +199999 more).resources[200000]"
+    );
+    // And a wildcard at the end masks nothing earlier, but one at the start masks the rest.
+    parse_unbounded(&many_resources(
+        names().chain(std::iter::once("\"*.g3\"".to_owned())),
+    ))?;
+    let e = match parse_unbounded(&many_resources(
+        std::iter::once("\"*.g3\"".to_owned()).chain(names()),
+    )) {
+        Err(Error::Config(e)) => e,
+        other => panic!("expected a masked resource, got {other:?}"),
+    };
+    assert!(
+        matches!(&e.kind, ConfigErrorKind::MaskedResource { name, wildcard, .. } if name == "r3.g3" && wildcard == "*.g3"),
+        "{e}"
+    );
+    Ok(())
+}
+
+/// The first duplicate or masked pattern, found by comparing every pair (the definition).
+fn pairwise_first_error(patterns: &[ResourcePattern]) -> Option<ConfigErrorKind> {
+    for (i, p) in patterns.iter().enumerate() {
+        for earlier in &patterns[..i] {
+            if earlier.as_str() == p.as_str() {
+                return Some(ConfigErrorKind::DuplicateResource {
+                    name: p.as_str().to_owned(),
+                    first: String::new(),
+                });
+            }
+            if earlier.covers(p) {
+                return Some(ConfigErrorKind::MaskedResource {
+                    name: p.as_str().to_owned(),
+                    wildcard: earlier.as_str().to_owned(),
+                    first: String::new(),
+                });
+            }
+        }
+    }
+    None
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_indexed_check_finds_what_pairwise_comparison_finds(
+        picks in proptest::collection::vec(0usize..10, 0..12)
+    ) {
+        const POOL: [&str; 10] =
+            ["a", "b", "x.g", "y.g", "*.g", "x.h", "*.h", "*.", "*.*", "credentials"];
+        let patterns: Vec<ResourcePattern> = picks
+            .iter()
+            .map(|&i| ResourcePattern::parse(POOL[i]).expect("valid"))
+            .collect();
+        let mut seen = SeenResources::default();
+        let indexed = patterns
+            .iter()
+            .enumerate()
+            .find_map(|(i, p)| seen.check(p, &format!("at {i}")).err())
+            .map(|e| match e.kind {
+                ConfigErrorKind::DuplicateResource { name, .. } => {
+                    ConfigErrorKind::DuplicateResource { name, first: String::new() }
+                }
+                ConfigErrorKind::MaskedResource { name, wildcard, .. } => {
+                    ConfigErrorKind::MaskedResource { name, wildcard, first: String::new() }
+                }
+                other => other,
+            });
+        proptest::prop_assert_eq!(indexed, pairwise_first_error(&patterns));
+    }
+}

@@ -481,6 +481,48 @@ impl KmsTransformer {
         }
     }
 
+    /// Checks the key service end to end, bypassing every cache: `status` (wrapping a new seed
+    /// when the key id changed), then `decrypt` of the current seed's wrapped form, which must
+    /// give back the seed in use. A key service that still wraps but can no longer unwrap (a
+    /// lost `kms:Decrypt` permission, a plugin whose `Status` never exercises decryption) fails
+    /// here, where a round trip through the cached seed would succeed. One `status` and one
+    /// `decrypt` call (plus an `encrypt` when the key rotated).
+    ///
+    /// # Errors
+    /// [`Error::Kms`]: the `status` failures of [`poll_now`](Self::poll_now),
+    /// [`KmsError::NoWriteSeed`] or [`KmsError::WriteWindowExpired`] when no seed is usable, a
+    /// failed `decrypt` call ([`KmsError::Call`]), an unwrapped seed of the wrong size
+    /// ([`KmsError::InvalidUnwrappedKey`]) or of other bytes ([`KmsError::UnwrapMismatch`]).
+    pub fn check_key_service(&self) -> Result<(), Error> {
+        let inner = &*self.inner;
+        inner.check()?;
+        let seed = inner.write_seed()?;
+        let annotations: Vec<(&str, &[u8])> = seed
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let secret = inner.unwrap_secret(&seed.dek_source, &seed.key_id, &annotations)?;
+        let unwrapped = SeedKdf::new(&secret).ok_or_else(|| -> Error {
+            KmsError::InvalidUnwrappedKey {
+                provider: inner.provider(),
+                what: "seed",
+                expected: "at least 32 bytes",
+                found: secret.len(),
+            }
+            .into()
+        })?;
+        let mut info = [0u8; INFO_LEN];
+        crate::rng::fill_public(&mut info)?;
+        if unwrapped.derive(&info)[..] != seed.kdf.derive(&info)[..] {
+            return Err(KmsError::UnwrapMismatch {
+                provider: inner.provider(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// The provider's label (`kms "<name>"`).
     #[must_use]
     pub fn label(&self) -> &KeyLabel {
@@ -740,25 +782,7 @@ impl Inner {
     }
 
     fn unwrap_key(&self, object: &ObjectRef<'_>, digest: [u8; 32]) -> Result<ReadKey, Error> {
-        let uid = random_uid();
-        let span = tracing::info_span!(
-            "kms.decrypt",
-            provider = %self.label.name,
-            %uid,
-            key_id = %object.key_id
-        );
-        let _entered = span.enter();
-        bump(&self.counters.decrypt_calls);
-        let annotations: BTreeMap<String, Vec<u8>> = object
-            .annotations
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
-            .collect();
-        let request = DecryptRequest::new(object.dek_source.to_vec(), object.key_id, annotations);
-        let secret = self.service.decrypt(&uid, &request).map_err(|e| {
-            bump(&self.counters.decrypt_failures);
-            self.call_error(KmsOperation::Decrypt, e)
-        })?;
+        let secret = self.unwrap_secret(object.dek_source, object.key_id, &object.annotations)?;
         let invalid = |what, expected| -> Error {
             bump(&self.counters.decrypt_failures);
             KmsError::InvalidUnwrappedKey {
@@ -777,6 +801,33 @@ impl Inner {
                 .map(ReadKey::Dek)
                 .ok_or_else(|| invalid("data-encryption key", "16, 24 or 32 bytes")),
         }
+    }
+
+    /// One `decrypt` call for a wrapped seed or key (no cache).
+    fn unwrap_secret(
+        &self,
+        dek_source: &[u8],
+        key_id: &str,
+        annotations: &[(&str, &[u8])],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let uid = random_uid();
+        let span = tracing::info_span!(
+            "kms.decrypt",
+            provider = %self.label.name,
+            %uid,
+            %key_id
+        );
+        let _entered = span.enter();
+        bump(&self.counters.decrypt_calls);
+        let annotations: BTreeMap<String, Vec<u8>> = annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect();
+        let request = DecryptRequest::new(dek_source.to_vec(), key_id, annotations);
+        self.service.decrypt(&uid, &request).map_err(|e| {
+            bump(&self.counters.decrypt_failures);
+            self.call_error(KmsOperation::Decrypt, e)
+        })
     }
 
     fn truncated(&self, expected: usize, found: usize) -> Error {
@@ -871,6 +922,11 @@ impl DerivedCache {
 }
 
 impl Transformer for KmsTransformer {
+    /// [`KmsTransformer::check_key_service`].
+    fn self_test(&self) -> Result<(), Error> {
+        self.check_key_service()
+    }
+
     fn overhead(&self) -> usize {
         let tail = self.inner.current().map_or(64, |w| w.tail.len());
         1 + 10 + INFO_LEN + NONCE_LEN + TAG_LEN + tail
@@ -878,6 +934,12 @@ impl Transformer for KmsTransformer {
 
     fn seal(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let inner = &*self.inner;
+        if aad.is_empty() {
+            return Err(EncryptError::EmptyContext {
+                key: inner.label.clone(),
+            }
+            .into());
+        }
         let seed = inner.write_seed()?;
         let mut random = [0u8; INFO_LEN + NONCE_LEN];
         crate::rng::fill_public(&mut random)?;

@@ -167,6 +167,16 @@ pub enum KmsError {
         /// The length returned.
         found: usize,
     },
+    /// The key service unwrapped the current seed to other bytes than were wrapped (found by
+    /// [`KmsTransformer::check_key_service`](super::KmsTransformer::check_key_service)).
+    #[error(
+        "kms provider {provider:?}: the key service unwrapped the current seed to different \
+         bytes than it wrapped (is another key service answering, or is it broken?)"
+    )]
+    UnwrapMismatch {
+        /// The KMS provider name.
+        provider: String,
+    },
     /// No write is possible: the key service has never answered `status` and `encrypt`
     /// successfully since start-up.
     #[error(

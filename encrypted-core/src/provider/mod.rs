@@ -157,4 +157,16 @@ pub trait Transformer: Send + Sync + fmt::Debug {
         *buf = opened.plaintext;
         Ok(opened.stale)
     }
+
+    /// Checks what a round trip through this key alone may not show, for
+    /// [`Keyring::check`](crate::Keyring::check). The default does nothing: a static key is fully
+    /// tested by encrypting and decrypting. A KMS transformer asks its key service for `status`
+    /// and to unwrap its current seed, bypassing its caches
+    /// ([`KmsTransformer::check_key_service`](crate::kms::KmsTransformer::check_key_service)).
+    ///
+    /// # Errors
+    /// What the check found broken.
+    fn self_test(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }

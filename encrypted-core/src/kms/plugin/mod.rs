@@ -46,7 +46,10 @@ use super::KmsError;
 pub(crate) use super::runtime::error_chain;
 use crate::Error;
 
+mod authority;
 mod client;
+#[doc(hidden)]
+pub mod hpack;
 mod server;
 
 pub use client::PluginClient;

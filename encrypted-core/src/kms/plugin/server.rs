@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use zeroize::Zeroizing;
 
+use super::authority::AuthorityFix;
 use super::pb::key_management_service_server::{KeyManagementService, KeyManagementServiceServer};
 use super::pb::{self};
 use super::{SERVICE_NAME, SocketAddress, error_chain, parse_endpoint, socket_addr};
@@ -69,6 +70,11 @@ impl ServeOptions {
 /// future completes, lets calls in flight finish (for at most [`ServeOptions::grace`]) and
 /// removes the socket file. Key-service calls run on tokio's blocking pool, so a slow or
 /// synchronous key service does not stall the others.
+///
+/// Any HTTP/2 `:authority` is accepted: clients built on grpc-go 1.33 send the socket path, which
+/// the HTTP/2 stack under tonic refuses as a malformed authority; each connection goes through a
+/// small frame-level shim that replaces such an authority with `localhost` before the request is
+/// parsed (see the `authority` module's source for how, and why it cannot desynchronise HPACK).
 ///
 /// Errors of the key service become gRPC statuses carrying the error's message (which never holds
 /// key material): `INVALID_ARGUMENT` when it refuses to unwrap, `UNAVAILABLE` or
@@ -178,7 +184,12 @@ impl PluginServer {
             Ok(listener) => listener,
             Err(e) => return Err(fail(e.to_string())),
         };
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        // Every connection goes through the :authority shim (see `authority`): grpc-go 1.33
+        // sends the socket path, which h2 refuses.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            |conn| conn.map(AuthorityFix::new),
+        );
         let (reporter, health_service) = tonic_health::server::health_reporter();
         // Registered before the first connection is accepted, so that a probe arriving before the
         // first status answer sees NOT_SERVING rather than "service not registered".
