@@ -37,7 +37,7 @@ const BATCH: usize = 64;
 /// Implemented by `#[derive(Encrypted)]`: a model, its stored record and how to decrypt it.
 pub trait Model: Sized {
     /// The hidden record: Diesel's `Queryable` + `Selectable` row of the table with the stored
-    /// (encrypted) values. The same type as [`Rewrap::Record`](crate::Rewrap::Record).
+    /// (encrypted) values. The same type the rotation engine loads (`Rotate` in [`crate::rotate`]).
     type Record;
     /// The model's name, as errors show it.
     const NAME: &'static str;

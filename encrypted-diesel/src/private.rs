@@ -449,7 +449,7 @@ fn unwrap_json(spec: &Spec, text: &[u8], key: &str) -> Result<Vec<u8>, encrypted
     }
 }
 
-/// Decrypts a stored value (or takes it as it is, as [`route`] decides).
+/// Decrypts a stored value (or takes it as it is, as `route` decides).
 ///
 /// # Errors
 /// [`Error::Crypto`] when the keyring cannot read it.

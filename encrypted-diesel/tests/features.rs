@@ -92,6 +92,32 @@ pub struct Person {
     pub email: String,
 }
 
+diesel::table! {
+    f_members (id) {
+        id -> BigInt,
+        email -> Text,
+        hashed_email -> Text,
+    }
+}
+
+/// A table whose hash column is plain SHA-256 (as Obot's are)...
+#[derive(Clone, PartialEq, Encrypted)]
+#[encrypted(table = f_members, resource = "audit.example.com", aad = "{resource}/member/{id}")]
+pub struct MemberSha {
+    pub id: i64,
+    #[encrypt(hash = hashed_email, normalize = lowercase_trim)]
+    pub email: String,
+}
+
+/// ...and the same table once the field is declared `hmac`: the migration.
+#[derive(Clone, PartialEq, Encrypted)]
+#[encrypted(table = f_members, resource = "audit.example.com", aad = "{resource}/member/{id}")]
+pub struct MemberHmac {
+    pub id: i64,
+    #[encrypt(hash = hashed_email, hmac, normalize = lowercase_trim)]
+    pub email: String,
+}
+
 const K1: &str = "c2VjcmV0IGlzIHNlY3VyZSwgSSB0aGluayBzbyEhISE=";
 const K2: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=";
 const CANARY: &str = "canary-features-91ab";
@@ -409,6 +435,75 @@ macro_rules! feature_suite {
             });
         }
 
+        /// Migrating a hash column from SHA-256 to HMAC: declare the field `hmac`, accept the
+        /// legacy SHA-256 beside the new lookup key while `rewrap` rehashes, then drop it.
+        #[test]
+        fn a_sha256_hash_column_migrates_to_hmac() {
+            let mut c = $conn;
+            with_keyring(all_keys(), || {
+                for id in 1..=5i64 {
+                    diesel::insert_into(f_members::table)
+                        .values(&MemberSha {
+                            id,
+                            email: format!("Member{id}@Example.com"),
+                        })
+                        .execute(&mut c)
+                        .expect("insert");
+                }
+            });
+            let lookup = |name: &str| {
+                encrypted_diesel::LookupKey::hmac(
+                    name,
+                    encrypted_core::SecretKey::from(vec![7u8; 32]),
+                )
+                .expect("lookup key")
+            };
+            let migrating = all_keys().with_lookup_keys(
+                encrypted_diesel::LookupKeys::new(lookup("l1")).with_legacy_sha256(),
+            );
+            with_keyring(migrating, || {
+                // Old rows are found through their SHA-256 hash.
+                let n: i64 = f_members::table
+                    .filter(MemberHmac::email_eq("member3@example.com").expect("lookup"))
+                    .count()
+                    .get_result(&mut c)
+                    .expect("count");
+                assert_eq!(n, 1);
+                let s = rotate::status::<MemberHmac, _>(&mut c).expect("status");
+                assert_eq!(
+                    (s.rows, s.stale, s.stale_lookup, s.drifted),
+                    (5, 5, 5, 0),
+                    "{s:?}"
+                );
+                let done =
+                    rotate::rewrap::<MemberHmac, _>(&mut c, &Options::default()).expect("rewrap");
+                assert_eq!(done.rewrapped, 5);
+            });
+            let hmac_only =
+                all_keys().with_lookup_keys(encrypted_diesel::LookupKeys::new(lookup("l1")));
+            with_keyring(hmac_only, || {
+                let stored: String = f_members::table
+                    .find(3i64)
+                    .select(f_members::hashed_email)
+                    .first(&mut c)
+                    .expect("hash");
+                assert_ne!(
+                    stored,
+                    encrypted_diesel::hash::sha256_hex(b"member3@example.com"),
+                    "rehashed"
+                );
+                let found: MemberHmac = f_members::table
+                    .filter(MemberHmac::email_eq(" MEMBER3@example.com").expect("lookup"))
+                    .select(MemberHmac::as_select())
+                    .first(&mut c)
+                    .expect("found with the HMAC alone");
+                assert!(found.email == "Member3@Example.com");
+                let v =
+                    rotate::verify::<MemberHmac, _>(&mut c, &Options::default()).expect("verify");
+                assert_eq!((v.ok, v.stale_lookup, v.drifted.len()), (5, 0, 0));
+            });
+        }
+
         #[test]
         fn a_key_in_the_context_must_be_assigned_before_sealing() {
             let mut c = $conn;
@@ -448,6 +543,7 @@ const SQLITE_DDL: &[&str] = &[
      secrets TEXT, encrypted BOOLEAN NOT NULL)",
     "CREATE TABLE f_people (id BIGINT PRIMARY KEY, email TEXT NOT NULL, hashed_email TEXT NOT NULL, \
      encrypted BOOLEAN NOT NULL)",
+    "CREATE TABLE f_members (id BIGINT PRIMARY KEY, email TEXT NOT NULL, hashed_email TEXT NOT NULL)",
 ];
 
 mod sqlite {
