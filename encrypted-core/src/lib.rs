@@ -3,6 +3,9 @@
 
 pub mod config;
 mod error;
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
 mod gcm;
 mod keyring;
 pub mod kms;

@@ -47,6 +47,7 @@ pub(crate) use super::runtime::error_chain;
 use crate::Error;
 
 mod client;
+pub(crate) mod fuzzing;
 mod server;
 
 pub use client::PluginClient;
