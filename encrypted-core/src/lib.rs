@@ -3,15 +3,17 @@
 
 pub mod config;
 mod error;
-#[doc(hidden)]
-#[path = "fuzzing.rs"]
-pub mod __fuzz;
 mod gcm;
 mod keyring;
 pub mod kms;
 pub mod provider;
 mod rng;
 mod secret;
+
+// Not an API: entry points for the fuzz targets in `fuzz/` (hidden, outside semver).
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
 
 pub use config::EncryptionConfiguration;
 pub use error::{

@@ -66,7 +66,10 @@ fn check(e: &Error, secrets: &[&str]) {
     }
     let text = common::describe(e);
     for s in secrets {
-        assert!(!text.contains(s), "a secret in a configuration error: {text}");
+        assert!(
+            !text.contains(s),
+            "a secret in a configuration error: {text}"
+        );
     }
 }
 
@@ -124,24 +127,48 @@ fn planted(rest: &[u8]) {
         } else {
             format!("[{one}]")
         };
-        format!("{{{}}}", field(provider_key(json, provider).as_str(), &format!("{{{}}}", field("keys", &list))))
+        format!(
+            "{{{}}}",
+            field(provider, &format!("{{{}}}", field("keys", &list)))
+        )
     };
     let provider_entry = match position {
         0 => keys(key(&field("secret", &p))),
         1 => keys(key(&field("secret", &format!("[{p}]")))),
         2 => keys(key(&field("secret", &format!("{{{p}: 1}}")))),
         3 => keys(key(&field("secret", &format!("{{{}}}", field("k", &p))))),
-        4 => format!("{{{}}}", field(&provider_key(json, provider), &format!("{{{}}}", field("keys", &p)))),
-        5 => format!("{{{}}}", field(&provider_key(json, provider), &p)),
+        4 => format!(
+            "{{{}}}",
+            field(provider, &format!("{{{}}}", field("keys", &p)))
+        ),
+        5 => format!("{{{}}}", field(provider, &p)),
         6 => p.clone(),
-        7 => format!("{{{}}}", field(&provider_key(json, provider), &format!("{{{}}}", field("keys", &format!("[{p}]"))))),
+        7 => format!(
+            "{{{}}}",
+            field(
+                provider,
+                &format!("{{{}}}", field("keys", &format!("[{p}]")))
+            )
+        ),
         8 if !json => keys(key(&field("secret", &format!("!!binary {p}")))),
-        9 => keys(key(&format!("{}, {}", field("secret", &q(OTHER)), field(&p, &q("x"))))),
-        10 => format!("{{{}}}", field(&provider_key(json, "identity"), &p)),
-        11 => format!("{{{}}}", field(&provider_key(json, "kms"), &p)),
+        // The secret as a map key (JSON quotes names itself).
+        9 => {
+            let name = if json { secret.clone() } else { p.clone() };
+            keys(key(&format!(
+                "{}, {}",
+                field("secret", &q(OTHER)),
+                field(&name, &q("x"))
+            )))
+        }
+        10 => format!("{{{}}}", field("identity", &p)),
+        11 => format!("{{{}}}", field("kms", &p)),
         _ => keys(key(&field("secret", &p))),
     };
-    let identity = if json { "{\"identity\": {}}" } else { "{identity: {}}" };
+    let identity = if json {
+        "{\"identity\": {}}"
+    } else {
+        "{identity: {}}"
+    };
     let providers = match (position, extra & 4 == 4) {
         (12, _) => p.clone(),
         (_, true) => format!("[{identity}, {provider_entry}]"),
@@ -169,30 +196,31 @@ fn planted(rest: &[u8]) {
             Ok(config) => {
                 let debug = format!("{config:?}");
                 for s in &secrets {
-                    assert!(!debug.contains(s), "a secret in the configuration's Debug: {debug}");
+                    assert!(
+                        !debug.contains(s),
+                        "a secret in the configuration's Debug: {debug}"
+                    );
                 }
                 match Keyring::from_config(&config) {
                     Ok(keyring) => {
                         let debug = format!("{keyring:?}");
                         for s in &secrets {
-                            assert!(!debug.contains(s), "a secret in the keyring's Debug: {debug}");
+                            assert!(
+                                !debug.contains(s),
+                                "a secret in the keyring's Debug: {debug}"
+                            );
                         }
                     }
                     Err(e) => check(&e, &secrets),
                 }
             }
             Err(e) => {
-                assert!(!well_formed, "a well-formed document was refused: {e}\n{text}");
+                assert!(
+                    !well_formed,
+                    "a well-formed document was refused: {e}\n{text}"
+                );
                 check(&e, &secrets);
             }
         }
-    }
-}
-
-fn provider_key(json: bool, provider: &str) -> String {
-    if json {
-        format!("\"{provider}\"")
-    } else {
-        provider.to_owned()
     }
 }

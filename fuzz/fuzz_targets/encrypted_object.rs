@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
 fn check_typed(e: &Error, input_len: usize) {
     match e {
         Error::Kms(KmsError::Malformed { offset, .. }) => {
-            assert!(*offset <= input_len, "offset {offset} past {input_len}: {e}")
+            assert!(
+                *offset <= input_len,
+                "offset {offset} past {input_len}: {e}"
+            )
         }
         Error::Kms(
             KmsError::UnknownDekSourceType { .. }
@@ -52,7 +55,11 @@ fn round_trips(object: &EncryptedObject) -> Vec<u8> {
     match EncryptedObject::decode(&encoded) {
         Ok(again) => {
             assert_eq!(&again, object, "re-encoding changed the object");
-            assert_eq!(again.encode().ok(), Some(encoded.clone()), "not deterministic");
+            assert_eq!(
+                again.encode().ok(),
+                Some(encoded.clone()),
+                "not deterministic"
+            );
         }
         Err(e) => panic!("its own encoding does not decode: {e}"),
     }
@@ -131,7 +138,11 @@ fn built(input: &[u8]) {
         }
         Err(e) => {
             let validated = object.validate().err().map(|v| v.to_string());
-            assert_eq!(validated, Some(e.to_string()), "encode and validate disagree");
+            assert_eq!(
+                validated,
+                Some(e.to_string()),
+                "encode and validate disagree"
+            );
             check_typed(&e, 0);
         }
     }

@@ -110,7 +110,11 @@ impl World {
     }
 
     fn decrypt_calls(&self) -> u64 {
-        self.providers.get("fz").expect("the transformer").metrics().decrypt_calls
+        self.providers
+            .get("fz")
+            .expect("the transformer")
+            .metrics()
+            .decrypt_calls
     }
 
     /// No secret in the error.
@@ -121,7 +125,10 @@ impl World {
             assert!(!common::shows(&text, p), "plaintext in an error: {text}");
         }
         for kek in &KEKS {
-            assert!(!common::shows(&text, kek), "key-encryption key in an error: {text}");
+            assert!(
+                !common::shows(&text, kek),
+                "key-encryption key in an error: {text}"
+            );
         }
         let seeds = self.keks.seeds.lock().unwrap_or_else(|e| e.into_inner());
         for seed in seeds.iter() {
@@ -290,7 +297,11 @@ fuzz_target!(|data: &[u8]| {
                 .decrypt(RESOURCE, &known.stored, &known.aad)
                 .expect("a second read");
             assert_eq!(again.plaintext, known.plaintext);
-            assert_eq!(world.decrypt_calls(), calls, "a repeated read unwrapped again");
+            assert_eq!(
+                world.decrypt_calls(),
+                calls,
+                "a repeated read unwrapped again"
+            );
         }
     }
 });

@@ -50,7 +50,10 @@ impl KeyService for Scripted {
     }
 
     fn encrypt(&self, _uid: &str, plaintext: &[u8]) -> Result<EncryptResponse, Error> {
-        self.seeds.lock().unwrap_or_else(|e| e.into_inner()).push(plaintext.to_vec());
+        self.seeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(plaintext.to_vec());
         self.encrypt.clone().ok_or_else(refused)
     }
 
@@ -59,7 +62,11 @@ impl KeyService for Scripted {
             Some(answer) => Ok(answer.clone()),
             None => {
                 let seeds = self.seeds.lock().unwrap_or_else(|e| e.into_inner());
-                seeds.first().cloned().map(Zeroizing::new).ok_or_else(refused)
+                seeds
+                    .first()
+                    .cloned()
+                    .map(Zeroizing::new)
+                    .ok_or_else(refused)
             }
         }
     }
@@ -96,7 +103,12 @@ fn valid(status: Option<&Status>, encrypt: Option<&EncryptResponse>) -> bool {
 
 fn check_error(e: &Error, service: &Scripted) {
     let text = common::describe(e);
-    for seed in service.seeds.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    for seed in service
+        .seeds
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
         assert!(!common::shows(&text, seed), "the seed in an error: {text}");
     }
 }
@@ -125,16 +137,27 @@ fuzz_target!(|data: &[u8]| {
         seeds: Arc::clone(&seeds),
     });
     let options = KmsOptions::default().background_polling(false);
-    let writer = KmsTransformer::new("fz", Arc::clone(&service) as Arc<dyn KeyService>, options.clone())
-        .expect("a transformer");
-    assert_eq!(writer.health().writable, expected, "writable disagrees with the rules");
+    let writer = KmsTransformer::new(
+        "fz",
+        Arc::clone(&service) as Arc<dyn KeyService>,
+        options.clone(),
+    )
+    .expect("a transformer");
+    assert_eq!(
+        writer.health().writable,
+        expected,
+        "writable disagrees with the rules"
+    );
     let plaintext = b"the plaintext";
     let mut stored = Vec::new();
     match writer.seal(plaintext, b"ctx", &mut stored) {
         Ok(()) => assert!(expected, "wrote with invalid replies"),
         Err(e) => {
             assert!(!expected, "valid replies but no write: {e}");
-            assert!(matches!(e, Error::Kms(KmsError::NoWriteSeed { .. })), "{e:?}");
+            assert!(
+                matches!(e, Error::Kms(KmsError::NoWriteSeed { .. })),
+                "{e:?}"
+            );
             check_error(&e, &service);
             if let Err(e) = writer.poll_now() {
                 check_error(&e, &service);
@@ -153,11 +176,15 @@ fuzz_target!(|data: &[u8]| {
         decrypt,
         seeds,
     });
-    let reader = KmsTransformer::new("fz", down as Arc<dyn KeyService>, options)
-        .expect("a transformer");
+    let reader =
+        KmsTransformer::new("fz", down as Arc<dyn KeyService>, options).expect("a transformer");
     let honest = match &service.decrypt {
         None => true,
-        Some(answer) => service.seeds.lock().unwrap_or_else(|e| e.into_inner()).first()
+        Some(answer) => service
+            .seeds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
             .is_some_and(|seed| **answer == *seed),
     };
     match reader.open(&stored, b"ctx") {

@@ -108,7 +108,10 @@ fn check_status(status: &tonic::Status, secret: &[u8]) {
     assert!(status.details().is_empty(), "details attached: {status:?}");
     let text = format!("{} {status:?}", status.message());
     assert!(!common::shows(&text, &KEK), "the key in a status: {text}");
-    assert!(!common::shows(&text, secret), "the secret in a status: {text}");
+    assert!(
+        !common::shows(&text, secret),
+        "the secret in a status: {text}"
+    );
 }
 
 fn call(method: PluginMethod, body: &[u8]) -> Result<Vec<u8>, tonic::Status> {
@@ -136,7 +139,8 @@ fn round_trip(plaintext: &[u8], answer: &[u8], uid: String, annotations: HashMap
     };
     match call(PluginMethod::Decrypt, &request.encode_to_vec()) {
         Ok(answer) => {
-            let unwrapped = DecryptResponse::decode(&*answer).expect("the server's DecryptResponse");
+            let unwrapped =
+                DecryptResponse::decode(&*answer).expect("the server's DecryptResponse");
             assert_eq!(unwrapped.plaintext, plaintext, "unwrapped to other bytes");
         }
         Err(status) => panic!("cannot unwrap what the server wrapped: {status:?}"),
@@ -155,7 +159,10 @@ fuzz_target!(|data: &[u8]| {
             match (call(PluginMethod::Status, body), ours) {
                 (Ok(answer), Ok(_)) => {
                     let status = StatusResponse::decode(&*answer).expect("a StatusResponse");
-                    assert_eq!((status.version.as_str(), status.healthz.as_str()), ("v2", "ok"));
+                    assert_eq!(
+                        (status.version.as_str(), status.healthz.as_str()),
+                        ("v2", "ok")
+                    );
                     assert_eq!(status.key_id, world.key_id);
                 }
                 (Err(status), Err(_)) => check_status(&status, &[]),

@@ -150,12 +150,16 @@ const INSERT_FLAGGED: &str = "INSERT INTO flagged_rows (id, secret, note, blob, 
 /// Inserts `raw` with plain Diesel, loads the row through the model, deletes it.
 fn load_raw(conn: &mut SqliteConnection, flagged: bool, raw: &Raw) -> QueryResult<Fields> {
     let is_text = |s: &Stored| matches!(s, Stored::Text(_));
-    let query = diesel::sql_query(if flagged { INSERT_FLAGGED } else { INSERT_PLAIN })
-        .bind::<Bool, _>(is_text(&raw.secret))
-        .bind::<Binary, _>(raw.secret.bytes())
-        .bind::<Bool, _>(raw.note.as_ref().is_some_and(is_text))
-        .bind::<Nullable<Binary>, _>(raw.note.as_ref().map(Stored::bytes))
-        .bind::<Binary, _>(&raw.blob);
+    let query = diesel::sql_query(if flagged {
+        INSERT_FLAGGED
+    } else {
+        INSERT_PLAIN
+    })
+    .bind::<Bool, _>(is_text(&raw.secret))
+    .bind::<Binary, _>(raw.secret.bytes())
+    .bind::<Bool, _>(raw.note.as_ref().is_some_and(is_text))
+    .bind::<Nullable<Binary>, _>(raw.note.as_ref().map(Stored::bytes))
+    .bind::<Binary, _>(&raw.blob);
     if flagged {
         query.bind::<Bool, _>(raw.flag).execute(conn)
     } else {
@@ -167,13 +171,29 @@ fn load_raw(conn: &mut SqliteConnection, flagged: bool, raw: &Raw) -> QueryResul
 
 fn load(conn: &mut SqliteConnection, flagged: bool) -> QueryResult<Fields> {
     let loaded = if flagged {
-        let row = flagged_rows::table.select(FlaggedRow::as_select()).first::<FlaggedRow>(conn);
-        diesel::delete(flagged_rows::table).execute(conn).expect("delete");
-        row.map(|r| Fields { secret: r.secret, note: r.note, blob: r.blob })
+        let row = flagged_rows::table
+            .select(FlaggedRow::as_select())
+            .first::<FlaggedRow>(conn);
+        diesel::delete(flagged_rows::table)
+            .execute(conn)
+            .expect("delete");
+        row.map(|r| Fields {
+            secret: r.secret,
+            note: r.note,
+            blob: r.blob,
+        })
     } else {
-        let row = plain_rows::table.select(PlainRow::as_select()).first::<PlainRow>(conn);
-        diesel::delete(plain_rows::table).execute(conn).expect("delete");
-        row.map(|r| Fields { secret: r.secret, note: r.note, blob: r.blob })
+        let row = plain_rows::table
+            .select(PlainRow::as_select())
+            .first::<PlainRow>(conn);
+        diesel::delete(plain_rows::table)
+            .execute(conn)
+            .expect("delete");
+        row.map(|r| Fields {
+            secret: r.secret,
+            note: r.note,
+            blob: r.blob,
+        })
     };
     if let Err(e) = &loaded {
         let text = common::describe(e);
@@ -190,8 +210,13 @@ fn keyring_bytes(text: &str) -> Option<Vec<u8>> {
 /// Checks one text column of a row loaded without a flag (or with `encrypted = true`).
 fn check_text(stored: &Stored, read: &str) {
     let text = stored.read_as();
-    if keyring_bytes(&text).is_some_and(|b| b.starts_with(b"k8s:enc:")) || text.starts_with("k8s:enc:") {
-        panic!("an encrypted value the model did not write loaded ({} chars)", text.len());
+    if keyring_bytes(&text).is_some_and(|b| b.starts_with(b"k8s:enc:"))
+        || text.starts_with("k8s:enc:")
+    {
+        panic!(
+            "an encrypted value the model did not write loaded ({} chars)",
+            text.len()
+        );
     }
     if matches!(stored, Stored::Text(_)) && !text.starts_with(SEALED_TEXT) && !*SKIP_LEGACY_TEXT {
         assert_eq!(read, text, "legacy plaintext text read back as other text");
@@ -251,7 +276,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let raw = split(mode, rest);
     let Ok(read) = load_raw(conn, flagged, &raw) else {
-        assert!(!(flagged && !raw.flag), "a legacy row (encrypted = false) does not load");
+        assert!(
+            !(flagged && !raw.flag),
+            "a legacy row (encrypted = false) does not load"
+        );
         return;
     };
     if flagged && !raw.flag {
@@ -267,8 +295,14 @@ fuzz_target!(|data: &[u8]| {
         (None, None) => {}
         _ => panic!("NULL and a value confused"),
     }
-    assert!(!raw.blob.starts_with(b"k8s:enc:"), "a forged binary value loaded");
-    assert_eq!(read.blob, raw.blob, "a plaintext binary value read back as other bytes");
+    assert!(
+        !raw.blob.starts_with(b"k8s:enc:"),
+        "a forged binary value loaded"
+    );
+    assert_eq!(
+        read.blob, raw.blob,
+        "a plaintext binary value read back as other bytes"
+    );
 });
 
 /// A row the model writes: loads back exactly; its text columns hold sealed base64.
@@ -276,19 +310,50 @@ fn written(conn: &mut SqliteConnection, flagged: bool, rest: &[u8]) {
     let raw = split(0x06, rest);
     let want = Fields {
         secret: raw.secret.read_as(),
-        note: (rest.first().is_some_and(|b| b & 1 == 0)).then(|| raw.note.as_ref().map(Stored::read_as).unwrap_or_default()),
+        note: (rest.first().is_some_and(|b| b & 1 == 0))
+            .then(|| raw.note.as_ref().map(Stored::read_as).unwrap_or_default()),
         blob: raw.blob,
     };
     if flagged {
-        let row = FlaggedRow { id: 1, secret: want.secret.clone(), note: want.note.clone(), blob: want.blob.clone() };
-        diesel::insert_into(flagged_rows::table).values(&row).execute(conn).expect("insert a model");
-        let stored: String = flagged_rows::table.select(flagged_rows::secret).first(conn).expect("raw");
-        assert!(stored.starts_with(SEALED_TEXT), "not sealed: {} chars", stored.len());
+        let row = FlaggedRow {
+            id: 1,
+            secret: want.secret.clone(),
+            note: want.note.clone(),
+            blob: want.blob.clone(),
+        };
+        diesel::insert_into(flagged_rows::table)
+            .values(&row)
+            .execute(conn)
+            .expect("insert a model");
+        let stored: String = flagged_rows::table
+            .select(flagged_rows::secret)
+            .first(conn)
+            .expect("raw");
+        assert!(
+            stored.starts_with(SEALED_TEXT),
+            "not sealed: {} chars",
+            stored.len()
+        );
     } else {
-        let row = PlainRow { id: 1, secret: want.secret.clone(), note: want.note.clone(), blob: want.blob.clone() };
-        diesel::insert_into(plain_rows::table).values(&row).execute(conn).expect("insert a model");
-        let stored: String = plain_rows::table.select(plain_rows::secret).first(conn).expect("raw");
-        assert!(stored.starts_with(SEALED_TEXT), "not sealed: {} chars", stored.len());
+        let row = PlainRow {
+            id: 1,
+            secret: want.secret.clone(),
+            note: want.note.clone(),
+            blob: want.blob.clone(),
+        };
+        diesel::insert_into(plain_rows::table)
+            .values(&row)
+            .execute(conn)
+            .expect("insert a model");
+        let stored: String = plain_rows::table
+            .select(plain_rows::secret)
+            .first(conn)
+            .expect("raw");
+        assert!(
+            stored.starts_with(SEALED_TEXT),
+            "not sealed: {} chars",
+            stored.len()
+        );
     }
     match load(conn, flagged) {
         Ok(read) => assert_eq!(read, want, "a written row read back otherwise"),
