@@ -277,7 +277,7 @@ fuzz_target!(|data: &[u8]| {
     let raw = split(mode, rest);
     let Ok(read) = load_raw(conn, flagged, &raw) else {
         assert!(
-            !(flagged && !raw.flag),
+            !flagged || raw.flag,
             "a legacy row (encrypted = false) does not load"
         );
         return;
