@@ -11,6 +11,11 @@ pub mod provider;
 mod rng;
 mod secret;
 
+// Not an API: entry points for the fuzz targets in `fuzz/` (hidden, outside semver).
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
+
 pub use check::{CheckOutcome, CheckReport, KeyCheck};
 pub use config::EncryptionConfiguration;
 pub use error::{

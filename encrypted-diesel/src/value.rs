@@ -407,7 +407,7 @@ where
     }
 }
 
-impl<'a, ST> diesel::expression::AsExpression<ST> for &'a Refused<ST>
+impl<ST> diesel::expression::AsExpression<ST> for &Refused<ST>
 where
     ST: diesel::sql_types::SqlType + diesel::expression::TypedExpressionType,
 {
@@ -429,7 +429,7 @@ where
     }
 }
 
-impl<'a, ST> diesel::expression::AsExpression<diesel::sql_types::Nullable<ST>> for &'a Refused<ST>
+impl<ST> diesel::expression::AsExpression<diesel::sql_types::Nullable<ST>> for &Refused<ST>
 where
     ST: diesel::sql_types::SqlType<IsNull = diesel::sql_types::is_nullable::NotNull>
         + diesel::sql_types::SingleValue,

@@ -1,7 +1,10 @@
 //! Arbitrary bytes through a keyring that reads aesgcm, secretbox, aescbc and identity:
 //! `decrypt` and `decrypt_base64` never panic, nothing forges an authenticated value, and a
-//! value we wrote reads back only when it is unchanged.
+//! value we wrote reads back only when it is unchanged. No error shows a key or the plaintext.
 #![no_main]
+
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::sync::{Arc, LazyLock};
 
@@ -27,6 +30,24 @@ resources:
         .resource("secrets")
         .expect("resource")
 });
+
+/// The keys of the configuration above.
+const KEYS: [[u8; 32]; 3] = [[1; 32], [2; 32], [3; 32]];
+
+/// No key and no plaintext (of at least 8 bytes) in the error, unless the stored bytes
+/// themselves hold it (an error may show a stored prefix).
+fn check_error(e: &encrypted_core::Error, plaintext: &[u8], stored: &[u8]) {
+    let text = common::describe(e);
+    let stored = String::from_utf8_lossy(stored);
+    for secret in KEYS.iter().map(|k| &k[..]).chain([plaintext]) {
+        if !common::shows(&stored, secret) {
+            assert!(
+                !common::shows(&text, secret),
+                "a secret in an error: {text}"
+            );
+        }
+    }
+}
 
 const PREFIXES: [&[u8]; 4] = [
     b"k8s:enc:aesgcm:v1:k1:",
@@ -87,13 +108,19 @@ fuzz_target!(|data: &[u8]| {
                 Ok(read) => {
                     assert_eq!(read.key.provider, ProviderKind::Identity, "tamper accepted")
                 }
-                Err(e) => assert!(xor != 0, "round trip failed: {e}"),
+                Err(e) => {
+                    assert!(xor != 0, "round trip failed: {e}");
+                    check_error(&e, plaintext, &stored);
+                }
             }
             return;
         }
     };
     let result = chain.decrypt(&stored, b"ctx");
     agrees_in_place(chain, &stored, &result);
+    if let Err(e) = &result {
+        check_error(e, &[], &stored);
+    }
     if let Ok(read) = result {
         match read.key.provider {
             ProviderKind::Identity => {

@@ -175,6 +175,10 @@ where
     Ok(tally)
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the settings of one pass, passed to one private function"
+)]
 async fn pass<M, C>(
     conn: &mut C,
     keys: &crate::__private::RowKeys,

@@ -627,6 +627,10 @@ fn to_i64(n: usize) -> i64 {
 }
 
 /// One connection's share of a pass: batches taken from `cursor` until it is done.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the settings of one pass, passed to one private function"
+)]
 fn work<M, C>(
     conn: &mut C,
     cursor: &Mutex<Cursor<M::Key>>,

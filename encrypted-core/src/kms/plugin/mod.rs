@@ -48,6 +48,7 @@ use crate::Error;
 
 mod authority;
 mod client;
+pub(crate) mod fuzzing;
 #[doc(hidden)]
 pub mod hpack;
 mod server;

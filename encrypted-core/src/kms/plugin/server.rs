@@ -427,3 +427,9 @@ impl KeyManagementService for Plugin {
         }))
     }
 }
+
+/// The handlers a connection reaches, for the fuzz entry `super::fuzzing::plugin_call` (which
+/// calls them without a network).
+pub(super) fn handlers(service: Arc<dyn KeyService>) -> impl KeyManagementService {
+    Plugin { service }
+}
