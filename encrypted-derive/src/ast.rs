@@ -19,6 +19,8 @@ pub(crate) struct Model<'a> {
     /// The key columns as the table has them: `primary_key(...)`, else `id`.
     pub(crate) key: Vec<Ident>,
     pub(crate) rows: Option<(Ident, LitStr)>,
+    /// `backends(...)`, if given: the backends to generate rotation impls for.
+    pub(crate) backends: Option<Vec<String>>,
     pub(crate) fields: Vec<Field<'a>>,
 }
 
@@ -312,6 +314,9 @@ impl<'a> Model<'a> {
             primary_key: attrs.primary_key,
             key,
             rows: attrs.rows,
+            backends: attrs
+                .backends
+                .map(|list| list.iter().map(ToString::to_string).collect()),
             fields,
         })
     }
@@ -403,7 +408,23 @@ fn parse_template(
                     .iter()
                     .find(|f| f.encrypt.is_none() && f.ident == name)
                     .map(|f| f.ident.clone());
-                if let Some(ident) = hash.or(plain) {
+                let hmac_hash = fields.iter().any(|f| {
+                    f.encrypt
+                        .as_ref()
+                        .and_then(|e| e.hash.as_ref())
+                        .is_some_and(|h| h.hmac && h.column == name)
+                });
+                if hmac_hash {
+                    errors.error(
+                        span,
+                        format!(
+                            "aad placeholder `{{{name}}}` names an `hmac` hash column{at}: \
+                             rotating the lookup key would change every value's context; use a \
+                             plain field or a SHA-256 hash column"
+                        ),
+                    );
+                    None
+                } else if let Some(ident) = hash.or(plain) {
                     if key.contains(&ident) {
                         Some(Segment::Key(ident))
                     } else {

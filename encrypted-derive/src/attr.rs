@@ -59,11 +59,14 @@ pub(crate) struct StructAttrs {
     pub(crate) flag: Option<Ident>,
     pub(crate) primary_key: Option<Vec<Ident>>,
     pub(crate) rows: Option<(Ident, LitStr)>,
+    /// `backends(postgres, sqlite)`: the backends the rotation impls are generated for.
+    pub(crate) backends: Option<Vec<Ident>>,
 }
 
 const STRUCT_FORM: &str = "expected `#[encrypted(table = users, resource = \"users.example.com\")]` \
      with optional `aad = \"{resource}/{column}\"`, `flag = encrypted`, `primary_key(id)`, \
-     `fallback_resource = \"other.example.com\"`, `rows(kind = \"value\")`";
+     `fallback_resource = \"other.example.com\"`, `rows(kind = \"value\")`, \
+     `backends(postgres, sqlite, mysql)`";
 
 pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAttrs {
     let mut table = Attr::none("table");
@@ -73,6 +76,7 @@ pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAt
     let mut flag = Attr::none("flag");
     let mut primary_key = Attr::none("primary_key");
     let mut rows = Attr::none("rows");
+    let mut backends = Attr::none("backends");
     for attr in attrs.iter().filter(|a| a.path().is_ident("encrypted")) {
         let result = attr.parse_nested_meta(|meta| {
             let span = meta.path.span();
@@ -92,6 +96,22 @@ pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAt
                 let keys =
                     content.parse_terminated(<Ident as syn::parse::Parse>::parse, Token![,])?;
                 primary_key.set(errors, span, keys.into_iter().collect());
+            } else if meta.path.is_ident("backends") {
+                let content;
+                syn::parenthesized!(content in meta.input);
+                let list =
+                    content.parse_terminated(<Ident as syn::parse::Parse>::parse, Token![,])?;
+                for b in &list {
+                    if !["postgres", "sqlite", "mysql"].contains(&b.to_string().as_str()) {
+                        errors.error(
+                            b.span(),
+                            format!(
+                                "unknown backend `{b}`; expected `postgres`, `sqlite` or `mysql`"
+                            ),
+                        );
+                    }
+                }
+                backends.set(errors, span, list.into_iter().collect());
             } else if meta.path.is_ident("rows") {
                 let content;
                 syn::parenthesized!(content in meta.input);
@@ -132,6 +152,7 @@ pub(crate) fn struct_attrs(attrs: &[Attribute], errors: &mut Errors) -> StructAt
         flag: flag.get().map(|(_, v)| v),
         primary_key: primary_key.get().map(|(_, v)| v),
         rows: rows.get().map(|(_, v)| v),
+        backends: backends.get().map(|(_, v)| v),
     }
 }
 

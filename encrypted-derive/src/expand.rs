@@ -273,7 +273,8 @@ fn record_struct(cx: &Ctx<'_, '_>) -> TokenStream {
         fields.push(quote!(pub #col: <#st as #p::HashSql>::Value));
     }
     if let Some(flag) = &m.flag {
-        fields.push(quote!(pub #flag: bool));
+        let st = cx.sql_type(flag);
+        fields.push(quote!(pub #flag: <#st as #p::FlagSql>::Value));
     }
     let primary_key = m
         .primary_key
@@ -340,11 +341,16 @@ fn spec_consts(cx: &Ctx<'_, '_>) -> TokenStream {
             #[allow(non_upper_case_globals)]
             const #name: #p::HashSpec = #spec;
         });
+        let in_aad = m
+            .aad
+            .iter()
+            .any(|s| matches!(s, Segment::Value(i) | Segment::Key(i) if *i == h.column));
         hashes.push(quote! {
             ::encrypted_diesel::rotate::Hashed {
                 value: #index,
                 spec: #name,
                 text: <#inner as #p::Plain>::TEXT,
+                in_aad: #in_aad,
             }
         });
     }
@@ -516,7 +522,15 @@ fn seal_open(cx: &Ctx<'_, '_>) -> TokenStream {
                 } else
             }
         });
-        if e.nullable {
+        if e.nullable && e.each {
+            // `None` is JSON `null`, as GORM writes a nil slice.
+            seal.push(quote! {
+                let #field = ::core::option::Option::Some(match __model.#field.as_ref() {
+                    ::core::option::Option::Some(__v) => #seal_one,
+                    ::core::option::Option::None => <#alias as #p::Slot>::from_list(#p::EncryptedList::null()),
+                });
+            });
+        } else if e.nullable {
             seal.push(quote! {
                 let #field = __model.#field.as_ref().map(|__v| #hash_error { #seal_one });
             });
@@ -540,7 +554,8 @@ fn seal_open(cx: &Ctx<'_, '_>) -> TokenStream {
         seal_init.push(quote!(#col));
     }
     if let Some(flag) = &m.flag {
-        seal_init.push(quote!(#flag: #p::sealed_flag(__row)));
+        let st = cx.sql_type(flag);
+        seal_init.push(quote!(#flag: <#st as #p::FlagSql>::from_bool(#p::sealed_flag(__row))));
     }
 
     // Opening: record → model.
@@ -554,7 +569,10 @@ fn seal_open(cx: &Ctx<'_, '_>) -> TokenStream {
     let mut open = Vec::new();
     open.push(quote!(let Self { #(#record_names),* } = self;));
     let legacy = match &m.flag {
-        Some(flag) => quote!(!#flag),
+        Some(flag) => {
+            let st = cx.sql_type(flag);
+            quote!(!<#st as #p::FlagSql>::get(&#flag))
+        }
         None => quote!(false),
     };
     open.push(quote!(let __legacy: bool = #legacy;));
@@ -594,7 +612,15 @@ fn seal_open(cx: &Ctx<'_, '_>) -> TokenStream {
                 #convert
             }}
         };
-        if e.nullable {
+        if e.nullable && e.each {
+            // SQL NULL and JSON `null` are both `None`.
+            open_fields.push(quote! {
+                let #field = match #field {
+                    ::core::option::Option::Some(__v) if !#p::Slot::is_json_null(&__v) => ::core::option::Option::Some(#open_one),
+                    _ => ::core::option::Option::None,
+                };
+            });
+        } else if e.nullable {
             open_fields.push(quote! {
                 let #field = match #field {
                     ::core::option::Option::Some(__v) => ::core::option::Option::Some(#open_one),
@@ -844,9 +870,10 @@ fn rotate_impl(cx: &Ctx<'_, '_>) -> TokenStream {
     }
     let flag_value = match &m.flag {
         Some(flag) => {
-            rewrite_fields.push(quote!(pub #flag: bool));
-            rewrite_init.push(quote!(#flag: true));
-            quote!(::core::option::Option::Some(__r.#flag))
+            let st = cx.sql_type(flag);
+            rewrite_fields.push(quote!(pub #flag: <#st as #p::FlagSql>::Value));
+            rewrite_init.push(quote!(#flag: <#st as #p::FlagSql>::from_bool(true)));
+            quote!(::core::option::Option::Some(<#st as #p::FlagSql>::get(&__r.#flag)))
         }
         None => quote!(::core::option::Option::None),
     };
@@ -985,7 +1012,19 @@ fn backend_impls(cx: &Ctx<'_, '_>) -> TokenStream {
         return TokenStream::new();
     }
     let mut out = TokenStream::new();
-    for backend in [Backend::Pg, Backend::Sqlite, Backend::Mysql] {
+    for (backend, name) in [
+        (Backend::Pg, "postgres"),
+        (Backend::Sqlite, "sqlite"),
+        (Backend::Mysql, "mysql"),
+    ] {
+        if cx
+            .m
+            .backends
+            .as_ref()
+            .is_some_and(|list| !list.iter().any(|b| b == name))
+        {
+            continue;
+        }
         for asyncness in [false, true] {
             out.extend(table_impl(cx, backend, asyncness));
         }
@@ -1199,7 +1238,7 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
                 }
                 if let Some(flag) = &m.flag {
                     cas.push(
-                        quote!(.filter(#d::ExpressionMethods::eq(#table::#flag, __old.#flag))),
+                        quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#flag, &__old.#flag))),
                     );
                 }
             }

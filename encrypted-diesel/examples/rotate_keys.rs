@@ -77,11 +77,16 @@ fn keys(aes: &[(&str, u8)], lookup: &[(&str, u8)]) -> Result<Keys, Box<dyn std::
 
 fn patient(i: usize) -> Patient {
     Patient {
-        clinic: if i % 2 == 0 { "north" } else { "south" }.to_owned(),
+        clinic: if i.is_multiple_of(2) {
+            "north"
+        } else {
+            "south"
+        }
+        .to_owned(),
         mrn_id: format!("MRN-{i:05}"),
         name: format!("Patient {i}"),
-        email: (i % 4 != 0).then(|| format!("patient{i}@mail.example")),
-        notes: (i % 3 == 0).then(|| format!("notes of {i}").into_bytes()),
+        email: (!i.is_multiple_of(4)).then(|| format!("patient{i}@mail.example")),
+        notes: (i.is_multiple_of(3)).then(|| format!("notes of {i}").into_bytes()),
     }
 }
 

@@ -826,6 +826,10 @@ pub trait Slot: Sized {
     fn as_value(&self) -> Option<&Encrypted>;
     /// The stored list, borrowed (`None` for another kind of column).
     fn as_list(&self) -> Option<&EncryptedList>;
+    /// A list column holding JSON `null`.
+    fn is_json_null(&self) -> bool {
+        self.as_list().is_some_and(EncryptedList::is_null)
+    }
     /// The stored value for the rotation engine.
     fn stored(&self) -> Option<crate::rotate::Stored<'_>> {
         match (self.as_value(), self.as_list()) {
@@ -973,6 +977,37 @@ impl HashSql for diesel::sql_types::Nullable<diesel::sql_types::Text> {
     }
     fn get(value: &Option<String>) -> Option<&str> {
         value.as_deref()
+    }
+}
+
+/// The record field type of the `encrypted` flag column, by its SQL type (`bool`, or
+/// `Option<bool>` for a nullable column, as GORM creates Obot's): NULL reads as false.
+pub trait FlagSql {
+    /// The record field type.
+    type Value: Clone;
+    /// The stored flag (NULL is false).
+    fn get(value: &Self::Value) -> bool;
+    /// The value to store.
+    fn from_bool(flag: bool) -> Self::Value;
+}
+
+impl FlagSql for diesel::sql_types::Bool {
+    type Value = bool;
+    fn get(value: &bool) -> bool {
+        *value
+    }
+    fn from_bool(flag: bool) -> bool {
+        flag
+    }
+}
+
+impl FlagSql for diesel::sql_types::Nullable<diesel::sql_types::Bool> {
+    type Value = Option<bool>;
+    fn get(value: &Option<bool>) -> bool {
+        value.unwrap_or(false)
+    }
+    fn from_bool(flag: bool) -> Option<bool> {
+        Some(flag)
     }
 }
 

@@ -288,10 +288,58 @@ where
 /// A list column of `#[encrypt(each)]` as stored: a JSON array whose elements are base64 of
 /// each element's transformer output, or the error that prevented encrypting it (reported by
 /// `ToSql`, so nothing is written in its place). Its `Debug` shows the element count only.
-#[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
-#[diesel(sql_type = diesel::sql_types::Json)]
-#[diesel(sql_type = diesel::sql_types::Jsonb)]
+#[derive(diesel::deserialize::FromSqlRow)]
 pub struct EncryptedList(Result<serde_json::Value, Box<Error>>);
+
+/// A SQL type an `#[encrypt(each)]` list column may have: Diesel's `Json` and `Jsonb`, and an
+/// application's own JSON type made one with [`list_column_type!`](crate::list_column_type).
+pub trait ListSqlType:
+    diesel::sql_types::SqlType + diesel::expression::TypedExpressionType
+{
+}
+
+impl ListSqlType for diesel::sql_types::Json {}
+impl ListSqlType for diesel::sql_types::Jsonb {}
+
+type BoundList<ST, T> = diesel::internal::derives::as_expression::Bound<ST, T>;
+
+impl<ST: ListSqlType> diesel::expression::AsExpression<ST> for EncryptedList {
+    type Expression = BoundList<ST, Self>;
+    fn as_expression(self) -> Self::Expression {
+        BoundList::new(self)
+    }
+}
+
+impl<ST: ListSqlType> diesel::expression::AsExpression<ST> for &EncryptedList {
+    type Expression = BoundList<ST, Self>;
+    fn as_expression(self) -> Self::Expression {
+        BoundList::new(self)
+    }
+}
+
+impl<ST> diesel::expression::AsExpression<diesel::sql_types::Nullable<ST>> for EncryptedList
+where
+    ST: ListSqlType
+        + diesel::sql_types::SqlType<IsNull = diesel::sql_types::is_nullable::NotNull>
+        + diesel::sql_types::SingleValue,
+{
+    type Expression = BoundList<diesel::sql_types::Nullable<ST>, Self>;
+    fn as_expression(self) -> Self::Expression {
+        BoundList::new(self)
+    }
+}
+
+impl<ST> diesel::expression::AsExpression<diesel::sql_types::Nullable<ST>> for &EncryptedList
+where
+    ST: ListSqlType
+        + diesel::sql_types::SqlType<IsNull = diesel::sql_types::is_nullable::NotNull>
+        + diesel::sql_types::SingleValue,
+{
+    type Expression = BoundList<diesel::sql_types::Nullable<ST>, Self>;
+    fn as_expression(self) -> Self::Expression {
+        BoundList::new(self)
+    }
+}
 
 impl fmt::Debug for EncryptedList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -316,6 +364,18 @@ impl EncryptedList {
     #[must_use]
     pub fn failed(error: Error) -> Self {
         Self(Err(Box::new(error)))
+    }
+
+    /// JSON `null` (what a `None` list is stored as).
+    #[must_use]
+    pub fn null() -> Self {
+        Self(Ok(serde_json::Value::Null))
+    }
+
+    /// True for JSON `null`.
+    #[must_use]
+    pub fn is_null(&self) -> bool {
+        matches!(self.0, Ok(serde_json::Value::Null))
     }
 
     /// The stored JSON.

@@ -100,6 +100,56 @@ diesel::table! {
     }
 }
 
+/// A JSON SQL type of the application's own: `jsonb` on PostgreSQL, JSON text on SQLite (as
+/// obot-store's schema declares GORM's `JSONSlice` columns).
+#[derive(
+    Debug, Clone, Copy, Default, diesel::sql_types::SqlType, diesel::query_builder::QueryId,
+)]
+#[diesel(postgres_type(oid = 3802, array_oid = 3807))]
+#[diesel(sqlite_type(name = "Text"))]
+pub struct DualJson;
+
+encrypted_diesel::list_column_type!(DualJson,
+    diesel::pg::Pg => diesel::sql_types::Jsonb,
+    diesel::sqlite::Sqlite => diesel::sql_types::Json);
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::DualJson;
+
+    f_tags (id) {
+        id -> BigInt,
+        tags -> Nullable<DualJson>,
+    }
+}
+
+/// Each element of a list in the application's own JSON type.
+#[derive(Clone, PartialEq, Encrypted)]
+#[encrypted(table = f_tags, resource = "audit.example.com", aad = "{resource}/tags/{id}",
+    backends(postgres, sqlite))]
+pub struct Tagged {
+    pub id: i64,
+    #[encrypt(each, skip_empty)]
+    pub tags: Option<Vec<String>>,
+}
+
+diesel::table! {
+    f_gorm (id) {
+        id -> BigInt,
+        secret -> Nullable<Text>,
+        encrypted -> Nullable<Bool>,
+    }
+}
+
+/// GORM's nullable `encrypted` column: NULL reads as false.
+#[derive(Clone, PartialEq, Encrypted)]
+#[encrypted(table = f_gorm, resource = "audit.example.com", aad = "{resource}/gorm/{id}", flag = encrypted)]
+pub struct Gorm {
+    pub id: i64,
+    #[encrypt]
+    pub secret: Option<String>,
+}
+
 /// A table whose hash column is plain SHA-256 (as Obot's are)...
 #[derive(Clone, PartialEq, Encrypted)]
 #[encrypted(table = f_members, resource = "audit.example.com", aad = "{resource}/member/{id}")]
@@ -435,6 +485,98 @@ macro_rules! feature_suite {
             });
         }
 
+        #[test]
+        fn lists_in_a_json_type_of_the_application() {
+            let mut c = $conn;
+            with_keyring(all_keys(), || {
+                let rows = [
+                    Tagged {
+                        id: 1,
+                        tags: Some(vec![format!("tag {CANARY}"), String::new()]),
+                    },
+                    Tagged { id: 2, tags: None },
+                    Tagged {
+                        id: 3,
+                        tags: Some(Vec::new()),
+                    },
+                ];
+                for r in &rows {
+                    diesel::insert_into(f_tags::table)
+                        .values(r)
+                        .execute(&mut c)
+                        .expect("insert");
+                }
+                let back: Vec<Tagged> = f_tags::table
+                    .order(f_tags::id)
+                    .select(Tagged::as_select())
+                    .load(&mut c)
+                    .expect("load");
+                assert!(back == rows);
+                // `None` is JSON null (as GORM writes a nil slice), not SQL NULL; both read as None.
+                let null_rows: i64 = f_tags::table
+                    .filter(f_tags::tags.is_null())
+                    .count()
+                    .get_result(&mut c)
+                    .expect("count");
+                assert_eq!(null_rows, 0, "None is stored as JSON null");
+                let s = rotate::status::<Tagged, _>(&mut c).expect("status");
+                assert_eq!((s.rows, s.current, s.empty), (3, 1, 2), "{s:?}");
+            });
+        }
+
+        #[test]
+        fn a_nullable_flag_reads_null_as_false_and_rewrap_sets_it() {
+            let mut c = $conn;
+            diesel::insert_into(f_gorm::table)
+                .values((
+                    f_gorm::id.eq(1i64),
+                    f_gorm::secret.eq("MRN1"),
+                    f_gorm::encrypted.eq(None::<bool>),
+                ))
+                .execute(&mut c)
+                .expect("legacy row, NULL flag");
+            with_keyring(all_keys(), || {
+                let row: Gorm = f_gorm::table
+                    .find(1i64)
+                    .select(Gorm::as_select())
+                    .first(&mut c)
+                    .expect("load");
+                assert!(
+                    row.secret.as_deref() == Some("MRN1"),
+                    "NULL flag: plaintext as stored"
+                );
+                let s = rotate::status::<Gorm, _>(&mut c).expect("status");
+                assert_eq!((s.rows, s.plaintext), (1, 1), "{s:?}");
+                let done = rotate::rewrap::<Gorm, _>(&mut c, &Options::default()).expect("rewrap");
+                assert_eq!(done.rewrapped, 1);
+                let flag: Option<bool> = f_gorm::table
+                    .find(1i64)
+                    .select(f_gorm::encrypted)
+                    .first(&mut c)
+                    .expect("flag");
+                assert_eq!(flag, Some(true));
+                let row: Gorm = f_gorm::table
+                    .find(1i64)
+                    .select(Gorm::as_select())
+                    .first(&mut c)
+                    .expect("load");
+                assert!(row.secret.as_deref() == Some("MRN1"));
+                diesel::insert_into(f_gorm::table)
+                    .values(&Gorm {
+                        id: 2,
+                        secret: None,
+                    })
+                    .execute(&mut c)
+                    .expect("insert");
+                let flag: Option<bool> = f_gorm::table
+                    .find(2i64)
+                    .select(f_gorm::encrypted)
+                    .first(&mut c)
+                    .expect("flag");
+                assert_eq!(flag, Some(true), "written rows are flagged");
+            });
+        }
+
         /// Migrating a hash column from SHA-256 to HMAC: declare the field `hmac`, accept the
         /// legacy SHA-256 beside the new lookup key while `rewrap` rehashes, then drop it.
         #[test]
@@ -544,6 +686,8 @@ const SQLITE_DDL: &[&str] = &[
     "CREATE TABLE f_people (id BIGINT PRIMARY KEY, email TEXT NOT NULL, hashed_email TEXT NOT NULL, \
      encrypted BOOLEAN NOT NULL)",
     "CREATE TABLE f_members (id BIGINT PRIMARY KEY, email TEXT NOT NULL, hashed_email TEXT NOT NULL)",
+    "CREATE TABLE f_tags (id BIGINT PRIMARY KEY, tags JSON)",
+    "CREATE TABLE f_gorm (id BIGINT PRIMARY KEY, secret TEXT, encrypted BOOLEAN)",
 ];
 
 mod sqlite {
@@ -569,7 +713,8 @@ mod postgres {
         for stmt in super::SQLITE_DDL {
             let stmt = stmt
                 .replace("CREATE TABLE", "CREATE TEMPORARY TABLE")
-                .replace("BLOB", "BYTEA");
+                .replace("BLOB", "BYTEA")
+                .replace("tags JSON", "tags JSONB");
             diesel::sql_query(stmt).execute(&mut c).expect("ddl");
         }
         c

@@ -143,8 +143,12 @@ macro_rules! async_rotation_suite {
         async fn composite_text_keys_and_lookup_key_rotation() {
             let mut c = conn().await;
             encrypted_diesel::scope(old_keys(), async {
-                for i in 0..25 {
-                    let tenant = if i % 2 == 0 { "acme" } else { "globex" };
+                for i in 0..25usize {
+                    let tenant = if i.is_multiple_of(2) {
+                        "acme"
+                    } else {
+                        "globex"
+                    };
                     diesel::insert_into(rot_notes::table)
                         .values(&note(tenant, i))
                         .execute(&mut c)

@@ -44,6 +44,8 @@ pub(crate) struct Verdict<M: Rotate> {
 /// The plaintext of one value, as far as it could be read.
 enum Plain {
     Null,
+    /// A list column holding JSON `null`: written back as it is.
+    ListNull,
     One(Vec<u8>),
     List(Vec<Vec<u8>>),
     Unread,
@@ -176,6 +178,7 @@ pub(crate) fn judge_row<M: Rotate>(
                 let (s, b) = read_value(spec, v, keys, M::RESOURCE, &aad, legacy);
                 (s, b.map_or(Plain::Unread, Plain::One))
             }
+            Some(Stored::List(l)) if l.is_null() => (ValueState::Empty, Plain::ListNull),
             Some(Stored::List(l)) => {
                 let (s, b) = read_list(spec, l, keys, M::RESOURCE, &aad, legacy);
                 (s, b.map_or(Plain::Unread, Plain::List))
@@ -194,7 +197,7 @@ pub(crate) fn judge_row<M: Rotate>(
     for (j, hashed) in M::HASHES.iter().enumerate() {
         let stored = M::stored_hash(record, j);
         let (state, new) = match &plains[hashed.value] {
-            Plain::Null => {
+            Plain::Null | Plain::ListNull => {
                 let ok = stored.is_none_or(str::is_empty);
                 (if ok { HashState::Ok } else { HashState::Drift }, None)
             }
@@ -217,7 +220,11 @@ pub(crate) fn judge_row<M: Rotate>(
     let unreadable_row = states
         .iter()
         .any(|s| matches!(s, ValueState::Undecryptable(_)));
-    let drift = hashes.contains(&HashState::Drift);
+    // Drift that a rewrap may repair: not in a hash column the contexts are built from.
+    let drift = M::HASHES
+        .iter()
+        .zip(&hashes)
+        .any(|(h, s)| *s == HashState::Drift && !h.in_aad);
     let needs = states
         .iter()
         .any(|s| matches!(s, ValueState::Stale(_) | ValueState::Plaintext))
@@ -241,6 +248,7 @@ pub(crate) fn judge_row<M: Rotate>(
         let aad: Result<Cow<'_, str>, Error> = Ok(M::aad(record, i));
         values.push(match plain {
             Plain::Null => None,
+            Plain::ListNull => Some(NewValue::List(EncryptedList::null())),
             Plain::One(bytes) => {
                 let sealed = p::seal(spec, &row, Ok::<_, Error>(bytes.as_slice()), &aad);
                 Some(NewValue::Value(sealed))
@@ -266,8 +274,11 @@ pub(crate) fn judge_row<M: Rotate>(
     }
     let hashes_out = new_hashes
         .into_iter()
-        .zip(&verdict.hashes)
-        .map(|((new, stored), state)| match state {
+        .zip(verdict.hashes.iter().zip(M::HASHES))
+        .map(|((new, stored), (state, hashed))| match state {
+            // A hash the contexts are built from is never changed (the derive refuses `hmac`
+            // ones in the template, so it cannot be stale).
+            _ if hashed.in_aad => stored.map(str::to_owned),
             HashState::Drift if !repair => stored.map(str::to_owned),
             HashState::Unknown => stored.map(str::to_owned),
             _ => new,

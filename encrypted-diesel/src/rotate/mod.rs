@@ -109,6 +109,10 @@ pub struct Hashed {
     pub spec: HashSpec,
     /// The value is text (normalisation applies).
     pub text: bool,
+    /// The hash column is part of the AAD template: the values' contexts are built from its
+    /// stored value, so `rewrap` never changes it (repairing its drift would need every value
+    /// re-bound; `verify` keeps reporting it).
+    pub in_aad: bool,
 }
 
 /// Implemented by `#[derive(Encrypted)]`: what the rotation engine needs to know of a model.

@@ -119,7 +119,7 @@ pub(crate) fn note(tenant: &str, i: usize) -> Note {
         tenant: tenant.to_owned(),
         slug: format!("note-{i:04}"),
         body: format!("{CANARY} body {i}"),
-        email: (i % 3 != 0).then(|| format!(" Person{i}@Example.com ")),
+        email: (!i.is_multiple_of(3)).then(|| format!(" Person{i}@Example.com ")),
     }
 }
 
@@ -224,7 +224,11 @@ macro_rules! rotation_suite {
         fn seed_notes(c: &mut Conn, n: usize) {
             with_keyring(old_keys(), || {
                 for i in 0..n {
-                    let tenant = if i % 2 == 0 { "acme" } else { "globex" };
+                    let tenant = if i.is_multiple_of(2) {
+                        "acme"
+                    } else {
+                        "globex"
+                    };
                     diesel::insert_into(rot_notes::table)
                         .values(&note(tenant, i))
                         .execute(&mut *c)
