@@ -55,7 +55,7 @@ fn main() {
                 .map(|&id| {
                     let mut u = template.clone();
                     u.id = id;
-                    u.username = format!("user{id}");
+                    u.username = Some(format!("user{id}"));
                     u
                 })
                 .collect();

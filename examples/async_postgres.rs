@@ -9,7 +9,7 @@ use diesel::{Connection as _, PgConnection, QueryDsl as _, SelectableHelper as _
 use diesel_async::RunQueryDsl as _;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::Pool;
-use encrypted_core::config::{OBOT_RESOURCES, generate_aesgcm};
+use encrypted_core::config::generate_aesgcm;
 use encrypted_core::{EncryptionConfiguration, Keyring};
 use obot_store::db::Db;
 use obot_store::models::User;
@@ -20,7 +20,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
     // 1. Keys, installed once for the process: every task and pooled connection uses them.
-    let config = EncryptionConfiguration::from_yaml(&generate_aesgcm(OBOT_RESOURCES, "key1")?)?;
+    let config =
+        EncryptionConfiguration::from_yaml(&generate_aesgcm(obot_store::resources::ALL, "key1")?)?;
     encrypted_diesel::install(Keyring::from_config(&config)?)?;
 
     // 2. A scratch database with the Obot tables (migrations run on a sync connection).
@@ -58,18 +59,18 @@ async fn run(url: &str) -> Result<(), BoxError> {
         tasks.spawn(async move {
             let mut conn = pool.get().await?;
             user.id = 1000 + task;
-            user.username = format!("async-user-{task}");
-            user.email = format!("user{task}@example.com");
+            user.username = Some(format!("async-user-{task}"));
+            user.email = Some(format!("user{task}@example.com"));
             diesel::insert_into(users::table)
                 .values(&user)
                 .execute(&mut conn)
                 .await?;
             let found: User = users::table
-                .filter(User::email_eq(&user.email))
+                .filter(User::email_eq(&format!("user{task}@example.com")))
                 .select(User::as_select())
                 .first(&mut conn)
                 .await?;
-            let stored: String = users::table
+            let stored: Option<String> = users::table
                 .find(user.id)
                 .select(users::email)
                 .first(&mut conn)
@@ -82,7 +83,10 @@ async fn run(url: &str) -> Result<(), BoxError> {
     }
     while let Some(done) = tasks.join_next().await {
         let (task, email, stored) = done??;
-        println!("task {task}: reads {email:?}; the column holds {stored}");
+        println!(
+            "task {task}: reads {email:?}; the column holds {}",
+            stored.unwrap_or_default()
+        );
     }
     Ok(())
 }

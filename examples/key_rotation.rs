@@ -3,7 +3,6 @@
 //! `cargo run --example key_rotation`
 
 use diesel::prelude::*;
-use encrypted_core::config::OBOT_RESOURCES;
 use encrypted_core::{EncryptionConfiguration, Keyring};
 use encrypted_diesel::rotate::Options;
 use encrypted_diesel::{Keys, with_keyring};
@@ -18,7 +17,7 @@ fn keys(list: &[(&str, &str)]) -> Result<Keys, encrypted_core::Error> {
     // Every Obot resource (status and rewrap walk every table), with the given keys.
     let mut yaml = format!(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: [{}]\n    providers:\n      - aesgcm:\n          keys:\n",
-        OBOT_RESOURCES.join(", ")
+        obot_store::resources::ALL.join(", ")
     );
     for (name, secret) in list {
         yaml.push_str(&format!(

@@ -86,8 +86,8 @@ fn main() -> Result<(), BoxError> {
         .map(|id| {
             let mut u = template.clone();
             u.id = id;
-            u.username = format!("user{id}");
-            u.email = format!("user{id}@example.com");
+            u.username = Some(format!("user{id}"));
+            u.email = Some(format!("user{id}@example.com"));
             u
         })
         .collect();
@@ -98,7 +98,11 @@ fn main() -> Result<(), BoxError> {
         .filter(User::email_eq("user42@example.com"))
         .select(User::as_select())
         .first(conn)?;
-    let stored: String = users::table.find(42).select(users::email).first(conn)?;
+    let stored: String = users::table
+        .find(42)
+        .select(users::email)
+        .first::<Option<String>>(conn)?
+        .unwrap_or_default();
     let raw = base64::engine::general_purpose::STANDARD.decode(&stored)?;
     println!("application reads {:?}", found.email);
     println!(

@@ -3,7 +3,7 @@
 //! `cargo run --example quickstart`
 
 use diesel::prelude::*;
-use encrypted_core::config::{OBOT_RESOURCES, generate_aesgcm};
+use encrypted_core::config::generate_aesgcm;
 use encrypted_core::{EncryptionConfiguration, Keyring};
 use obot_store::db::Db;
 use obot_store::models::User;
@@ -11,7 +11,8 @@ use obot_store::schema::users;
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // 1. Keys: an EncryptionConfiguration (here generated in memory; normally a file).
-    let config = EncryptionConfiguration::from_yaml(&generate_aesgcm(OBOT_RESOURCES, "key1")?)?;
+    let config =
+        EncryptionConfiguration::from_yaml(&generate_aesgcm(obot_store::resources::ALL, "key1")?)?;
     encrypted_diesel::install(Keyring::from_config(&config)?)?;
 
     // 2. A database with the Obot tables (the migrations are embedded).
@@ -32,7 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .select(User::as_select())
         .first(conn)?;
     assert!(found == alice);
-    let stored: String = users::table.select(users::email).first(conn)?;
+    let stored: String = users::table
+        .select(users::email)
+        .first::<Option<String>>(conn)?
+        .unwrap_or_default();
     println!(
         "application reads {:?}; the column holds {stored}",
         found.email

@@ -8,7 +8,9 @@ use encrypted_diesel::rotate::{self, Options, RewrapSummary, Table, TableStatus,
 
 use crate::db::{Db, DbError};
 use crate::models::{
-    Credential, Identity, McpAuditLog, McpOAuthToken, RunState, SessionCookie, User,
+    Credential, Identity, LlmAuditLog, LocalAgentAuditLog, LocalAuthUser, McpAuditLog,
+    McpOAuthPendingState, McpOAuthToken, MessagePolicyViolation, Property, RunState, SessionCookie,
+    User,
 };
 
 /// A model the CLI rotates: every backend it supports.
@@ -27,11 +29,17 @@ macro_rules! for_each_model {
         vec![
             $f::<User>($($arg),*)?,
             $f::<Identity>($($arg),*)?,
+            $f::<LocalAuthUser>($($arg),*)?,
             $f::<McpOAuthToken>($($arg),*)?,
-            $f::<SessionCookie>($($arg),*)?,
+            $f::<McpOAuthPendingState>($($arg),*)?,
             $f::<McpAuditLog>($($arg),*)?,
-            $f::<RunState>($($arg),*)?,
+            $f::<LocalAgentAuditLog>($($arg),*)?,
+            $f::<LlmAuditLog>($($arg),*)?,
+            $f::<MessagePolicyViolation>($($arg),*)?,
+            $f::<Property>($($arg),*)?,
             $f::<Credential>($($arg),*)?,
+            $f::<SessionCookie>($($arg),*)?,
+            $f::<RunState>($($arg),*)?,
         ]
     };
 }

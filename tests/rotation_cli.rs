@@ -69,8 +69,8 @@ fn rewrap_json_progress_dry_run_stop_verify_and_repair() {
         for (i, email) in plaintexts.iter().enumerate() {
             let mut u = template.clone();
             u.id = i64::try_from(i).expect("small") + 1;
-            u.username = format!("user{i}");
-            u.email = email.clone();
+            u.username = Some(format!("user{i}"));
+            u.email = Some(email.clone());
             on_db!(&mut db, |c| diesel::insert_into(users::table)
                 .values(&u)
                 .execute(c)
@@ -93,12 +93,12 @@ fn rewrap_json_progress_dry_run_stop_verify_and_repair() {
     assert_eq!(json[0]["not_configured"], 0);
 
     // A tampered row: --stop-on-unreadable names it and exits 1, writing nothing of its batch.
-    let stored: String = on_db!(&mut db, |c| users::table
+    let stored: Option<String> = on_db!(&mut db, |c| users::table
         .find(5i64)
         .select(users::email)
         .first(c)
         .expect("stored"));
-    let mut bytes = stored.into_bytes();
+    let mut bytes = stored.expect("an e-mail").into_bytes();
     let mid = bytes.len() / 2;
     bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).expect("ascii");

@@ -18,13 +18,17 @@ use encrypted_diesel::rotate::Options;
 use encrypted_diesel::{Keys, with_keyring};
 use obot_store::db::Db;
 use obot_store::models::{
-    Credential, Identity, McpAuditLog, McpOAuthToken, RunState, SessionCookie, User,
+    Credential, Identity, LlmAuditLog, LocalAgentAuditLog, LocalAuthUser, McpAuditLog,
+    McpOAuthPendingState, McpOAuthToken, MessagePolicyViolation, Property, RunState, SessionCookie,
+    User,
 };
 use obot_store::on_db;
 use obot_store::rotation;
 use obot_store::sample::{Records, populate, records};
 use obot_store::schema::{
-    credentials, identities, mcp_audit_logs, mcp_oauth_tokens, run_states, session_cookies, users,
+    credentials, identities, llm_audit_logs, local_auth_users, mcp_audit_logs,
+    mcpo_auth_pending_states, mcpo_auth_tokens, message_policy_violations, properties, run_states,
+    session_cookies, users,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_obot-store");
@@ -36,7 +40,7 @@ fn config_yaml(keys: &[(&str, &str)]) -> String {
     let mut y = String::from(
         "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources:\n",
     );
-    for r in encrypted_core::config::OBOT_RESOURCES {
+    for r in obot_store::resources::ALL {
         y.push_str(&format!("      - {r}\n"));
     }
     y.push_str("    providers:\n      - aesgcm:\n          keys:\n");
@@ -122,26 +126,52 @@ fn load_all(db: &mut Db) -> Records {
             .select(Identity::as_select())
             .load(c)
             .expect("identities"),
-        tokens: mcp_oauth_tokens::table
+        local_users: local_auth_users::table
+            .select(LocalAuthUser::as_select())
+            .load(c)
+            .expect("local users"),
+        tokens: mcpo_auth_tokens::table
             .select(McpOAuthToken::as_select())
             .load(c)
             .expect("tokens"),
-        cookies: session_cookies::table
-            .select(SessionCookie::as_select())
+        pending: mcpo_auth_pending_states::table
+            .select(McpOAuthPendingState::as_select())
             .load(c)
-            .expect("cookies"),
+            .expect("pending states"),
         logs: mcp_audit_logs::table
+            .filter(mcp_audit_logs::source_type.eq("mcp"))
             .select(McpAuditLog::as_select())
             .load(c)
             .expect("logs"),
-        runs: run_states::table
-            .select(RunState::as_select())
+        local_logs: mcp_audit_logs::table
+            .filter(mcp_audit_logs::source_type.eq("local_agent_tool_call"))
+            .select(LocalAgentAuditLog::as_select())
             .load(c)
-            .expect("runs"),
+            .expect("local logs"),
+        llm_logs: llm_audit_logs::table
+            .select(LlmAuditLog::as_select())
+            .load(c)
+            .expect("llm logs"),
+        violations: message_policy_violations::table
+            .select(MessagePolicyViolation::as_select())
+            .load(c)
+            .expect("violations"),
+        properties: properties::table
+            .select(Property::as_select())
+            .load(c)
+            .expect("properties"),
         credentials: credentials::table
             .select(Credential::as_select())
             .load(c)
             .expect("credentials"),
+        cookies: session_cookies::table
+            .select(SessionCookie::as_select())
+            .load(c)
+            .expect("cookies"),
+        runs: run_states::table
+            .select(RunState::as_select())
+            .load(c)
+            .expect("runs"),
     })
 }
 
@@ -157,35 +187,37 @@ fn round_trip(db: &mut Db) {
                 .select(User::as_select())
                 .first(c)
                 .expect("by username");
-            assert_eq!(alice.email, "alice@example.com");
+            assert_eq!(alice.email.as_deref(), Some("alice@example.com"));
             let stored: String = users::table
                 .find(1i64)
                 .select(users::email)
-                .first(c)
-                .expect("raw");
+                .first::<Option<String>>(c)
+                .expect("raw")
+                .expect("an e-mail");
             assert!(!stored.contains("alice"));
             let raw = encrypted_core::decode_base64(&stored).expect("base64");
             assert!(raw.starts_with(b"k8s:enc:aesgcm:v1:k1:"));
-            let hashed: String = users::table
+            let hashed: Option<String> = users::table
                 .find(1i64)
                 .select(users::hashed_username)
                 .first(c)
                 .expect("hash");
-            assert_eq!(hashed, encrypted_diesel::hash::sha256_hex(b"alice"));
-            let t: McpOAuthToken = mcp_oauth_tokens::table
-                .filter(McpOAuthToken::state_eq("st_9c8b7a6f5e4d3c2b1a"))
-                .select(McpOAuthToken::as_select())
+            assert_eq!(hashed, Some(encrypted_diesel::hash::sha256_hex(b"alice")));
+            let p: McpOAuthPendingState = mcpo_auth_pending_states::table
+                .filter(McpOAuthPendingState::state_eq("st_9c8b7a6f5e4d3c2b1a"))
+                .select(McpOAuthPendingState::as_select())
                 .first(c)
                 .expect("by state");
-            assert_eq!(t.mcp_id, "ms1github");
+            assert_eq!(p.mcp_id.as_deref(), Some("ms1github"));
             let i: Identity = identities::table
                 .filter(Identity::provider_user_id_eq("1048571"))
                 .select(Identity::as_select())
                 .first(c)
                 .expect("by provider user id");
-            assert_eq!(i.user_id, 1);
+            assert_eq!(i.user_id, Some(1));
             // Audit log bodies: ASCII base64 in the binary column, as Obot writes them.
             let body: Option<Vec<u8>> = mcp_audit_logs::table
+                .find(1i64)
                 .select(mcp_audit_logs::request_body)
                 .first(c)
                 .expect("raw body");
@@ -202,18 +234,22 @@ fn round_trip(db: &mut Db) {
                 .expect("raw output");
             assert!(out.expect("output").starts_with(b"k8s:enc:aesgcm:v1:k1:"));
         });
-        // Credentials' AAD is `<name>///<context>` with no resource prefix.
+        // Credentials' AAD is `<name>///<context>` with no resource prefix, and the column holds
+        // Obot's wrapper object.
         let ring = encrypted_diesel::current()
             .expect("keys")
             .keyring()
-            .resource("credentials")
+            .resource("credentials.obot.obot.ai")
             .expect("credentials");
-        let stored: String = on_db!(db, |c| credentials::table
+        let stored: Option<String> = on_db!(db, |c| credentials::table
             .select(credentials::secrets)
             .first(c)
             .expect("raw"));
+        let wrapper: BTreeMap<String, String> =
+            serde_json::from_str(&stored.expect("secrets")).expect("wrapper");
+        assert_eq!(wrapper.keys().collect::<Vec<_>>(), ["_obot_encrypted_env"]);
         let d = ring
-            .decrypt_base64(&stored, b"github-token///default")
+            .decrypt_base64(&wrapper["_obot_encrypted_env"], b"github-token///default")
             .expect("Obot AAD");
         let map: BTreeMap<String, String> = serde_json::from_slice(&d.plaintext).expect("json");
         assert!(map.contains_key("GITHUB_TOKEN"));
@@ -236,9 +272,9 @@ fn every_model_round_trips_on_postgres() {
 fn user(id: i64) -> User {
     let mut u = records().users[0].clone();
     u.id = id;
-    u.username = format!("user{id}");
-    u.email = format!("user{id}@example.com");
-    u.display_name = format!("User {id}");
+    u.username = Some(format!("user{id}"));
+    u.email = Some(format!("user{id}@example.com"));
+    u.display_name = Some(format!("User {id}"));
     u
 }
 
@@ -272,12 +308,12 @@ fn seed_mix(db: &mut Db) {
             .execute(c)
             .expect("plaintext");
         }
-        let stored: String = users::table
+        let stored: Option<String> = users::table
             .find(8i64)
             .select(users::email)
             .first(c)
             .expect("raw");
-        let mut bytes = stored.into_bytes();
+        let mut bytes = stored.expect("an e-mail").into_bytes();
         bytes[60] = if bytes[60] == b'A' { b'B' } else { b'A' };
         diesel::update(users::table.find(8i64))
             .set(users::email.eq(String::from_utf8(bytes).expect("ascii")))
@@ -339,7 +375,7 @@ fn check_status_mix(db: &mut Db) {
             .select(User::as_select())
             .first(c)
             .expect("row 6"));
-        assert_eq!(six.display_name, "Plain 6");
+        assert_eq!(six.display_name.as_deref(), Some("Plain 6"));
     });
 }
 
@@ -427,7 +463,7 @@ fn rewrap_100k_rows_killed_and_resumed_under_concurrent_updates_on_postgres() {
                             .select(User::as_select())
                             .for_update()
                             .first(c)?;
-                        u.display_name = value.clone();
+                        u.display_name = Some(value.clone());
                         diesel::update(users::table.find(id)).set(&u).execute(c)?;
                         Ok(())
                     })
@@ -523,7 +559,11 @@ fn rewrap_100k_rows_killed_and_resumed_under_concurrent_updates_on_postgres() {
                 .select(User::as_select())
                 .first(c)
                 .expect("row");
-            assert_eq!(&u.display_name, value, "update of row {id} preserved");
+            assert_eq!(
+                u.display_name.as_ref(),
+                Some(value),
+                "update of row {id} preserved"
+            );
         }
     });
 }

@@ -15,12 +15,14 @@ use super::CliError;
 use super::store::{ensure_config, install_keys, open_existing};
 use crate::db::Db;
 use crate::models::{
-    Credential, Identity, McpAuditLog, McpOAuthToken, RunState, SessionCookie, User,
+    Credential, Identity, McpAuditLog, McpOAuthPendingState, McpOAuthToken, RunState,
+    SessionCookie, User,
 };
 use crate::on_db;
 use crate::sample::{populate, records};
 use crate::schema::{
-    credentials, identities, mcp_audit_logs, mcp_oauth_tokens, run_states, session_cookies, users,
+    credentials, identities, mcp_audit_logs, mcpo_auth_pending_states, mcpo_auth_tokens,
+    run_states, session_cookies, users,
 };
 
 #[derive(Debug, clap::Args)]
@@ -48,15 +50,15 @@ fn lines(db: &mut Db) -> Result<Vec<Line>, CliError> {
             .filter(User::username_eq("alice"))
             .select(User::as_select())
             .first(c)?;
-        let stored: String = users::table.find(u.id).select(users::email).first(c)?;
+        let stored: Option<String> = users::table.find(u.id).select(users::email).first(c)?;
         out.push((
             "users",
             "users.obot.obot.ai",
             "email",
-            stored.into_bytes(),
-            u.email.clone(),
+            stored.unwrap_or_default().into_bytes(),
+            u.email.clone().unwrap_or_default(),
         ));
-        let stored: String = users::table
+        let stored: Option<String> = users::table
             .find(u.id)
             .select(users::display_name)
             .first(c)?;
@@ -64,14 +66,14 @@ fn lines(db: &mut Db) -> Result<Vec<Line>, CliError> {
             "users",
             "users.obot.obot.ai",
             "display_name",
-            stored.into_bytes(),
-            u.display_name,
+            stored.unwrap_or_default().into_bytes(),
+            u.display_name.unwrap_or_default(),
         ));
         let i: Identity = identities::table
             .filter(Identity::provider_user_id_eq("1048571"))
             .select(Identity::as_select())
             .first(c)?;
-        let stored: String = identities::table
+        let stored: Option<String> = identities::table
             .filter(Identity::provider_user_id_eq("1048571"))
             .select(identities::provider_username)
             .first(c)?;
@@ -79,23 +81,38 @@ fn lines(db: &mut Db) -> Result<Vec<Line>, CliError> {
             "identities",
             "identities.obot.obot.ai",
             "provider_username",
-            stored.into_bytes(),
-            i.provider_username,
+            stored.unwrap_or_default().into_bytes(),
+            i.provider_username.unwrap_or_default(),
         ));
-        let t: McpOAuthToken = mcp_oauth_tokens::table
-            .filter(McpOAuthToken::state_eq("st_9c8b7a6f5e4d3c2b1a"))
+        let t: McpOAuthToken = mcpo_auth_tokens::table
+            .find(("ms1github", "1"))
             .select(McpOAuthToken::as_select())
             .first(c)?;
-        let stored: String = mcp_oauth_tokens::table
-            .find((&t.mcp_id, &t.user_id))
-            .select(mcp_oauth_tokens::access_token)
+        let stored: Option<String> = mcpo_auth_tokens::table
+            .find(("ms1github", "1"))
+            .select(mcpo_auth_tokens::access_token)
             .first(c)?;
         out.push((
-            "mcp_oauth_tokens",
+            "mcpo_auth_tokens",
             "mcpoauthtokens.obot.obot.ai",
             "access_token",
-            stored.into_bytes(),
-            t.access_token,
+            stored.unwrap_or_default().into_bytes(),
+            t.access_token.unwrap_or_default(),
+        ));
+        let p: McpOAuthPendingState = mcpo_auth_pending_states::table
+            .filter(McpOAuthPendingState::state_eq("st_9c8b7a6f5e4d3c2b1a"))
+            .select(McpOAuthPendingState::as_select())
+            .first(c)?;
+        let stored: Option<String> = mcpo_auth_pending_states::table
+            .filter(McpOAuthPendingState::state_eq("st_9c8b7a6f5e4d3c2b1a"))
+            .select(mcpo_auth_pending_states::verifier)
+            .first(c)?;
+        out.push((
+            "mcpo_auth_pending_states",
+            "mcpoauthpendingstates.obot.obot.ai",
+            "verifier",
+            stored.unwrap_or_default().into_bytes(),
+            p.verifier.unwrap_or_default(),
         ));
         let s: SessionCookie = session_cookies::table
             .filter(
@@ -104,7 +121,7 @@ fn lines(db: &mut Db) -> Result<Vec<Line>, CliError> {
             )
             .select(SessionCookie::as_select())
             .first(c)?;
-        let stored: String = session_cookies::table
+        let stored: Option<String> = session_cookies::table
             .filter(session_cookies::hashed_session_id.eq(&s.hashed_session_id))
             .select(session_cookies::cookie)
             .first(c)?;
@@ -112,8 +129,8 @@ fn lines(db: &mut Db) -> Result<Vec<Line>, CliError> {
             "session_cookies",
             "sessioncookies.obot.obot.ai",
             "cookie",
-            stored.into_bytes(),
-            s.cookie,
+            stored.unwrap_or_default().into_bytes(),
+            s.cookie.unwrap_or_default(),
         ));
         let l: McpAuditLog = mcp_audit_logs::table
             .find(1i64)
@@ -128,7 +145,7 @@ fn lines(db: &mut Db) -> Result<Vec<Line>, CliError> {
             "mcpauditlogs.obot.obot.ai",
             "request_body",
             stored.unwrap_or_default(),
-            l.request_body.map(|v| v.to_string()).unwrap_or_default(),
+            String::from_utf8_lossy(&l.request_body.unwrap_or_default()).into_owned(),
         ));
         let r: RunState = run_states::table
             .find(("r1abc", "default"))
@@ -149,15 +166,15 @@ fn lines(db: &mut Db) -> Result<Vec<Line>, CliError> {
             .filter(credentials::name.eq("github-token"))
             .select(Credential::as_select())
             .first(c)?;
-        let stored: String = credentials::table
+        let stored: Option<String> = credentials::table
             .find(k.id)
             .select(credentials::secrets)
             .first(c)?;
         out.push((
             "credentials",
-            "credentials",
+            "credentials.obot.obot.ai",
             "secrets",
-            stored.into_bytes(),
+            stored.unwrap_or_default().into_bytes(),
             serde_json::to_string(&k.secrets)?,
         ));
         Ok::<_, CliError>(())
@@ -258,8 +275,9 @@ pub(crate) fn run(args: &Args) -> Result<(), CliError> {
     populate(&mut db, &records)?;
     writeln!(
         out,
-        "Wrote 2 users, an identity, an MCP OAuth token, a session cookie, an MCP audit log, a run \
-         state and a credential through the models.\n"
+        "Wrote a record into every Obot table through the models (users, identities, local auth \
+         users, MCP OAuth tokens and pending states, MCP, local-agent and LLM audit logs, policy \
+         violations, properties, credentials, session cookies, run states).\n"
     )?;
     writeln!(
         out,
@@ -289,7 +307,7 @@ pub(crate) fn run(args: &Args) -> Result<(), CliError> {
     // A value copied into another row: the AAD binds it to alice's row.
     on_db!(&mut db, |c| {
         c.transaction::<_, CliError, _>(|c| {
-            let alice: String = users::table.find(1i64).select(users::email).first(c)?;
+            let alice: Option<String> = users::table.find(1i64).select(users::email).first(c)?;
             diesel::update(users::table.find(2i64))
                 .set(users::email.eq(alice))
                 .execute(c)?;

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and the subcommands.
 
 mod check;
+mod credentials;
 mod crypt;
 mod demo;
 mod keygen;
@@ -55,6 +56,9 @@ enum Command {
     /// key service answers status and unwraps its current key; one line per key, and a
     /// failure names the broken providers.
     Check(check::Args),
+    /// Move the legacy GPTScript credential store (`gptscript_credentials`, `{"e": ...}` secrets)
+    /// into `credentials` as Obot does: SQLite `<db>-credentials.db`, or the PostgreSQL database.
+    MigrateCredentials(credentials::Args),
 }
 
 impl Command {
@@ -71,6 +75,7 @@ impl Command {
             Command::Rewrap(_) => "rewrap",
             Command::Verify(_) => "verify",
             Command::Check(_) => "check",
+            Command::MigrateCredentials(_) => "migrate-credentials",
         }
     }
 }
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::Rewrap(args) => store::rewrap(&args),
         Command::Verify(args) => store::verify(&args),
         Command::Check(args) => check::run(&args),
+        Command::MigrateCredentials(args) => credentials::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,13 +3,14 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use encrypted_core::config::{OBOT_RESOURCES, generate_aesgcm};
+use encrypted_core::config::generate_aesgcm;
 use encrypted_diesel::Keys;
 
 use super::{CONFIG_ENV, CliError};
 use encrypted_diesel::rotate::{Options, Progress, Rate, Unreadable};
 
 use crate::db::{Db, redact_url};
+use crate::resources;
 use crate::rotation;
 
 /// Default SQLite database.
@@ -33,7 +34,7 @@ pub(crate) struct InitArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Name of the key generated when the configuration file is missing.
-    #[arg(long, default_value = "key1", value_name = "NAME")]
+    #[arg(long, default_value = resources::DEFAULT_KEY_NAME, value_name = "NAME")]
     key_name: String,
 }
 
@@ -105,7 +106,7 @@ pub(crate) fn ensure_config(path: &Path, key_name: &str) -> Result<bool, CliErro
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let text = generate_aesgcm(OBOT_RESOURCES, key_name)?;
+    let text = generate_aesgcm(resources::ALL, key_name)?;
     super::keygen::write_private(path, text.as_bytes(), false)?;
     Ok(true)
 }

@@ -1,0 +1,12 @@
+DROP TABLE run_states;
+DROP TABLE session_cookies;
+DROP TABLE credentials;
+DROP TABLE properties;
+DROP TABLE message_policy_violations;
+DROP TABLE llm_audit_logs;
+DROP TABLE mcp_audit_logs;
+DROP TABLE mcpo_auth_pending_states;
+DROP TABLE mcpo_auth_tokens;
+DROP TABLE local_auth_users;
+DROP TABLE identities;
+DROP TABLE users;
