@@ -59,7 +59,36 @@ pub enum OpenError {
         /// Embedded migrations.
         total: usize,
     },
+    /// A database without the migrations' record (created by Obot's GORM, not by
+    /// `obot-store migrate`) that lacks some of the tables the store reads.
+    #[error(
+        "the database {url} has no record of migrations and lacks the tables {missing}: it is \
+         neither a database `obot-store migrate` created nor a complete Obot database"
+    )]
+    MissingTables {
+        /// The URL, redacted.
+        url: String,
+        /// The absent tables, comma-separated.
+        missing: String,
+    },
 }
+
+/// The tables the store's models read: Obot's (as GORM creates them) and the seed's historical
+/// `session_cookies` and `run_states`.
+pub const TABLES: &[&str] = &[
+    "users",
+    "identities",
+    "local_auth_users",
+    "mcpo_auth_tokens",
+    "mcpo_auth_pending_states",
+    "mcp_audit_logs",
+    "llm_audit_logs",
+    "message_policy_violations",
+    "properties",
+    "credentials",
+    "session_cookies",
+    "run_states",
+];
 
 /// True for `postgres://` and `postgresql://` URLs.
 #[must_use]
@@ -241,7 +270,9 @@ impl Db {
     ///
     /// # Errors
     /// [`OpenError::UnsupportedScheme`], [`OpenError::NoDatabase`] for a missing SQLite file,
-    /// [`OpenError::NotMigrated`] when a migration has not run; connection failures.
+    /// [`OpenError::NotMigrated`] when a migration has not run, [`OpenError::MissingTables`] for a
+    /// database without migrations' record (one Obot created) that lacks a table; connection
+    /// failures.
     pub fn open_existing(url: &str) -> Result<Self, DbError> {
         let mut db = match target(url)? {
             Target::Postgres => Db::Pg(PgConnection::establish(url)?),
@@ -261,7 +292,23 @@ impl Db {
         };
         // Checked before anything could write (the journal mode below).
         let (applied, total) = db.migration_state()?;
-        if applied < total {
+        if applied == 0 && db.table_exists("users")? {
+            // No migrations recorded but tables present: a database Obot (GORM) created. It is
+            // usable when every table the store reads is there.
+            let mut missing = Vec::new();
+            for table in TABLES {
+                if !db.table_exists(table)? {
+                    missing.push(*table);
+                }
+            }
+            if !missing.is_empty() {
+                return Err(OpenError::MissingTables {
+                    url: redact_url(url),
+                    missing: missing.join(", "),
+                }
+                .into());
+            }
+        } else if applied < total {
             return Err(OpenError::NotMigrated {
                 url: redact_url(url),
                 applied,
@@ -279,6 +326,30 @@ impl Db {
         diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn)?;
         diesel::sql_query("PRAGMA journal_mode = WAL").execute(&mut conn)?;
         Ok(Db::Sqlite(conn))
+    }
+
+    /// Whether `table` exists (in the current schema on PostgreSQL).
+    fn table_exists(&mut self, table: &str) -> Result<bool, DbError> {
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let n = match self {
+            Db::Sqlite(c) => diesel::sql_query(
+                "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
+            )
+            .bind::<diesel::sql_types::Text, _>(table)
+            .get_result::<Count>(c)?,
+            Db::Pg(c) => diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_catalog.pg_tables WHERE tablename = $1 AND \
+                 schemaname = ANY (current_schemas(false))",
+            )
+            .bind::<diesel::sql_types::Text, _>(table)
+            .get_result::<Count>(c)?,
+        }
+        .n;
+        Ok(n > 0)
     }
 
     /// How many of the embedded migrations are recorded as applied, and how many there are,

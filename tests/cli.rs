@@ -818,6 +818,42 @@ fn status_refuses_a_database_that_is_not_migrated_and_leaves_it_alone() {
     ));
 }
 
+/// A database Obot's GORM created has no diesel migrations table: it is accepted when every
+/// table the store reads is there, and refused naming the absent ones otherwise.
+#[test]
+fn status_accepts_a_database_obot_created_and_names_its_missing_tables() {
+    use diesel::{Connection as _, RunQueryDsl as _};
+    let dir = Dir::new();
+    let config = dir.keygen("enc.yaml");
+    let db = dir.path("gorm.db");
+    let up = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/2026-12-01-000000_obot_gorm_tables/up.sql"
+    ))
+    .expect("migration");
+    let mut c = diesel::SqliteConnection::establish(s(&db)).expect("create");
+    diesel::connection::SimpleConnection::batch_execute(&mut c, &up).expect("GORM's DDL");
+    ok(&run(
+        &["status", "--database-url", s(&db), "-c", &config],
+        None,
+    ));
+    diesel::sql_query("DROP TABLE properties")
+        .execute(&mut c)
+        .expect("drop");
+    diesel::sql_query("DROP TABLE run_states")
+        .execute(&mut c)
+        .expect("drop");
+    drop(c);
+    let err = fails(&run(
+        &["status", "--database-url", s(&db), "-c", &config],
+        None,
+    ));
+    assert!(
+        err.contains("has no record of migrations and lacks the tables properties, run_states"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_rewrap_blocked_by_another_writer_says_so_and_a_rerun_finishes() {
     use diesel::{Connection as _, RunQueryDsl as _};
@@ -868,7 +904,10 @@ fn a_rewrap_blocked_by_another_writer_says_so_and_a_rerun_finishes() {
     );
     assert!(err.contains("nothing was lost"), "{err}");
     assert!(err.contains("rerunning is safe"), "{err}");
-    assert!(err.contains("caused by: database is locked"), "{err}");
+    assert!(
+        err.contains("caused by: database error: database is locked"),
+        "{err}"
+    );
 
     // Once the other writer is done, the same command finishes the job.
     diesel::sql_query("ROLLBACK")
@@ -961,9 +1000,9 @@ fn check_reports_every_key_and_fails_naming_a_broken_key_service() {
     let healthy = dir.keygen("enc.yaml");
     let o = run(&["check", "-c", &healthy], None);
     let out = ok(&o);
-    let entry = "resources[0] (credentials, users.obot.obot.ai, +5 more)";
+    let entry = "resources[0] (credentials.obot.obot.ai, users.obot.obot.ai, +10 more)";
     assert!(
-        out.contains(&format!("{entry}: aesgcm key \"key-")),
+        out.contains(&format!("{entry}: aesgcm key \"key0\" (writes): ok\n")),
         "{out}"
     );
     assert!(out.contains("(writes): ok\n"), "{out}");
