@@ -225,15 +225,37 @@ fn column_checks(cx: &Ctx<'_, '_>) -> Vec<TokenStream> {
     let p = &cx.p;
     encrypted(cx.m)
         .map(|(f, e)| {
+            // Every token spanned at the field, so that a column of the wrong type is reported
+            // there.
             let st = cx.sql_type(&f.column);
             let check = if e.each {
                 quote!(CheckListColumn)
             } else {
                 quote!(CheckColumn)
             };
-            quote_spanned! {f.ident.span()=>
-                const _: #p::#check<#st> = #p::#check::OK;
+            respan(
+                quote! {
+                    const _: #p::#check<#st> = #p::#check::OK;
+                },
+                f.ident.span(),
+            )
+        })
+        .collect()
+}
+
+/// `tokens` with every token (and group) given `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut t| {
+            if let proc_macro2::TokenTree::Group(g) = &t {
+                let mut inner = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                inner.set_span(span);
+                t = proc_macro2::TokenTree::Group(inner);
+            } else {
+                t.set_span(span);
             }
+            t
         })
         .collect()
 }

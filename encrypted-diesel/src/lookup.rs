@@ -252,8 +252,9 @@ impl LookupKeys {
             )
         })?;
         let mut keys: Vec<LookupKey> = Vec::with_capacity(doc.lookup_keys.len());
+        let mut names: Vec<String> = Vec::with_capacity(doc.lookup_keys.len());
         for entry in doc.lookup_keys {
-            if keys.iter().any(|k| *k.name == entry.name) {
+            if names.contains(&entry.name) {
                 return Err(Error::Storage(
                     format!("lookup key {:?} is listed twice", entry.name).into(),
                 ));
@@ -276,6 +277,14 @@ impl LookupKeys {
                     ));
                 }
             };
+            // The legacy SHA-256 key has one name whatever the entry says: listed twice under
+            // two names, it would still be the same key twice.
+            if keys.iter().any(|k| k.name == key.name) {
+                return Err(Error::Storage(
+                    format!("lookup key {:?} is listed twice", &*key.name).into(),
+                ));
+            }
+            names.push(entry.name);
             keys.push(key);
         }
         if keys.is_empty() {
