@@ -1,12 +1,5 @@
-#![cfg_attr(
-    all(feature = "sqlite", feature = "postgres", feature = "mysql"),
-    doc = include_str!("../README.md")
-)]
-#![cfg_attr(
-    not(all(feature = "sqlite", feature = "postgres", feature = "mysql")),
-    doc = "Diesel models with fields encrypted at rest (build the docs with the `sqlite`, \
-           `postgres` and `mysql` features for the guide and its examples)."
-)]
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 pub mod backend;
@@ -28,6 +21,19 @@ pub use keys::{Keys, Scoped, current, install, install_checked, scope, with_keyr
 pub use load::{LoadDecrypted, Model, decrypt_all, encrypt_all, encrypt_chunks};
 pub use lookup::{LEGACY_SHA256, LookupKey, LookupKeys};
 pub use value::{Encrypted as EncryptedValue, EncryptedList, ListSqlType};
+
+// What a user configures, so that `encrypted-diesel` is the only dependency to add: the
+// configuration, the keyring, key generation, the errors and the KMS pieces. The whole crate is
+// there too, as `encrypted_diesel::encrypted_core`.
+pub use encrypted_core;
+pub use encrypted_core::config::{self, generate_aesgcm};
+pub use encrypted_core::kms;
+pub use encrypted_core::{
+    CheckOutcome, CheckReport, ConfigError, ConfigErrorKind, DecryptError, EncodingError,
+    EncryptError, EncryptionConfiguration, Error as CoreError, KeyCheck, KeyLabel, Keyring,
+    KeyringBuilder, KmsFactory, ResourceKeyring, SecretKey, decode_base64, decode_base64_bytes,
+    encode_base64,
+};
 
 // The derive emits one impl per backend (and per async connection); these macros keep an impl
 // when `encrypted-diesel` has the backend's feature and drop it otherwise, so a model compiles
