@@ -54,7 +54,7 @@ pub(crate) fn scrub(message: &str) -> String {
             }
             Quoted::Name(what) => {
                 let (name, tail) = name(after);
-                if shown(name) {
+                if shown(name, tail) {
                     out.push_str(&format!("unknown {what} `{name}`"));
                 } else {
                     out.push_str(&format!(
@@ -161,13 +161,43 @@ fn name(s: &str) -> (&str, &str) {
     }
 }
 
-/// Whether a name can be shown: short and made of identifier characters.
-fn shown(name: &str) -> bool {
-    !name.is_empty()
+/// Whether a name can be shown: short, made of identifier characters, and a near miss (at most
+/// two edits) of one of the names the message says were expected (`tail`: ``, expected `a` or
+/// `b` …``). A typo such as `aesgmc` is worth showing; a fragment of a key is far from every
+/// expected name, however short it is, and is never shown.
+fn shown(name: &str, tail: &str) -> bool {
+    let plausible = !name.is_empty()
         && name.chars().count() <= SHOWN_NAME_MAX
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    plausible && expected_names(tail).any(|e| edit_distance(name, e) <= 2)
+}
+
+/// The backticked names after ``, expected `` in the rest of a serde message.
+fn expected_names(tail: &str) -> impl Iterator<Item = &str> {
+    let list = tail
+        .strip_prefix(", expected ")
+        .map_or("", |l| l.split(" at line ").next().unwrap_or(l));
+    list.split('`').skip(1).step_by(2)
+}
+
+/// Levenshtein distance of two short ASCII names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -208,6 +238,16 @@ mod tests {
             (
                 "unknown field `c2VjcmV0IGlzIHNlY3VyZSwgSSB0aGluayBzbyEhISE=`, expected `name` or `secret`",
                 "an unknown field of 44 characters (not shown), expected `name` or `secret`",
+            ),
+            (
+                // A fragment of a key short enough to look like a name: far from every
+                // expected name, so not shown (found by the config fuzz target).
+                "unknown field `c0VDUmV09WNhbmFyeS1`, expected `name` or `secret` at line 5 column 101",
+                "an unknown field of 19 characters (not shown), expected `name` or `secret` at line 5 column 101",
+            ),
+            (
+                "unknown variant `identiy`, expected one of `aesgcm`, `identity`, `kms`",
+                "unknown variant `identiy`, expected one of `aesgcm`, `identity`, `kms`",
             ),
             (
                 "unknown field `a`, expected `b`, c`, there are no fields at line 1 column 2",
