@@ -398,8 +398,9 @@ pub(crate) enum Route<'v> {
 /// - binary column: the raw transformer output (`identity` returns unprefixed bytes as they are);
 /// - text (or `base64`) with a flag: base64 of the transformer output, always;
 /// - text without a flag: base64 that decodes to `k8s:enc:`-prefixed bytes is decrypted; any
-///   other text is legacy raw text, which only an `identity` provider reads, as the text itself.
-///   No configuration can turn such text into other text.
+///   text that itself starts with `k8s:enc:` (unencoded transformer output) goes to the keyring
+///   too; any other text is legacy raw text, which only an `identity` provider reads, as the
+///   text itself. No configuration can turn such text into other text.
 pub(crate) fn route<'v>(
     spec: &Spec,
     value: &'v Encrypted,
@@ -426,6 +427,9 @@ pub(crate) fn route<'v>(
     }
     match stored {
         Ok(bytes) if bytes.starts_with(ENC_PREFIX) => Ok(Route::Decrypt(bytes)),
+        // Transformer output stored without its base64 is never legacy text: the keyring
+        // decides (an authentic value opens, anything else is an error, `identity` refuses it).
+        _ if value.raw().starts_with(ENC_PREFIX) => Ok(Route::Decrypt(value.raw())),
         Ok(_) | Err(_) if reads_plaintext(ring) => Ok(Route::Plain(value.raw())),
         Ok(bytes) => Ok(Route::Decrypt(bytes)),
         Err(e) => Err(spec.crypto(e)),
