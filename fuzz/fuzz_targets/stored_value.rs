@@ -8,6 +8,8 @@
 //! - Nothing that starts with `k8s:enc:` once base64-decoded (text) or as is (binary) loads
 //!   unless the model wrote it: no forged `aesgcm` value.
 //! - A row with `encrypted = false` loads, as exactly the text and bytes stored.
+//! - A row with `encrypted = true` holds base64 of the transformer output: its text reads back
+//!   as exactly the decoded text through `identity`, or fails.
 //! - A value the model wrote loads back exactly, and its text column holds `azhzOmVuYz...`
 //!   (base64 of `k8s:enc:`).
 //! - Without a flag, a legacy plaintext text value (one not starting with `azhzOmVuYz`) loads as
@@ -208,7 +210,7 @@ fn keyring_bytes(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Checks one text column of a row loaded without a flag (or with `encrypted = true`).
-fn check_text(stored: &Stored, read: &str) {
+fn check_text(stored: &Stored, read: &str, flagged: bool) {
     let text = stored.read_as();
     if keyring_bytes(&text).is_some_and(|b| b.starts_with(b"k8s:enc:"))
         || text.starts_with("k8s:enc:")
@@ -218,7 +220,18 @@ fn check_text(stored: &Stored, read: &str) {
             text.len()
         );
     }
-    if matches!(stored, Stored::Text(_)) && !text.starts_with(SEALED_TEXT) && !*SKIP_LEGACY_TEXT {
+    if !matches!(stored, Stored::Text(_)) || text.starts_with(SEALED_TEXT) {
+        return;
+    }
+    if flagged {
+        // `encrypted = true`: the column is base64 of the transformer output, always (Obot's
+        // format), so what `identity` reads is the decoded text, exactly.
+        assert_eq!(
+            Some(read.as_bytes().to_vec()),
+            keyring_bytes(&text),
+            "a flagged value read back as other than its decoded text"
+        );
+    } else if !*SKIP_LEGACY_TEXT {
         assert_eq!(read, text, "legacy plaintext text read back as other text");
     }
 }
@@ -289,9 +302,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(read.blob, raw.blob);
         return;
     }
-    check_text(&raw.secret, &read.secret);
+    check_text(&raw.secret, &read.secret, flagged);
     match (&raw.note, &read.note) {
-        (Some(stored), Some(note)) => check_text(stored, note),
+        (Some(stored), Some(note)) => check_text(stored, note, flagged),
         (None, None) => {}
         _ => panic!("NULL and a value confused"),
     }
