@@ -254,7 +254,7 @@ impl ResourceKeyring {
             return e;
         }
         DecryptError::NoMatchingProvider {
-            prefix,
+            prefix: prefix.as_deref().map(shown_prefix),
             len: stored.len(),
         }
         .into()
@@ -388,6 +388,23 @@ fn encrypted_prefix(stored: &[u8]) -> Option<String> {
     }
     let end = end.unwrap_or_else(|| "k8s:enc:".len());
     Some(String::from_utf8_lossy(&stored[..end]).into_owned())
+}
+
+/// The part of an unclaimed value's prefix an error may show: `k8s:enc:` and, when they are a
+/// known provider and version, those two (`k8s:enc:aesgcm:v1:`). Anything else in the prefix
+/// is stored data that no provider claims, which may be anything (plaintext stored by
+/// mistake), so it is never shown.
+fn shown_prefix(prefix: &str) -> String {
+    let rest = prefix.strip_prefix("k8s:enc:").unwrap_or("");
+    let mut parts = rest.split(':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(provider @ ("aesgcm" | "aescbc" | "secretbox")), Some("v1"), Some(_))
+        | (Some(provider @ "kms"), Some("v2"), Some(_)) => {
+            let version = if provider == "kms" { "v2" } else { "v1" };
+            format!("k8s:enc:{provider}:{version}:")
+        }
+        _ => "k8s:enc:".to_owned(),
+    }
 }
 
 /// `k8s:enc:<provider>:<version>:<key>:` → (provider, key) for the known providers.
