@@ -569,11 +569,26 @@ pub fn plain<T: Plain>(value: &T) -> Result<&[u8], Error> {
     Ok(value.plain())
 }
 
+/// A field type `#[encrypt(json)]` can store: any serde type.
+///
+/// One named bound, so that a type which is not serde gets one message at the field (with
+/// `do_not_recommend`, rustc reports this trait rather than the serde trait behind it, and does
+/// not list serde's implementors, which vary with the crates in the build).
+#[diagnostic::on_unimplemented(
+    message = "`#[encrypt(json)]` needs `{Self}` to implement `serde::Serialize` and `serde::Deserialize`",
+    label = "not a serde type",
+    note = "derive them on `{Self}` (`#[derive(serde::Serialize, serde::Deserialize)]`), or store a `String`/`Vec<u8>` without `json`"
+)]
+pub trait JsonField: serde::Serialize + serde::de::DeserializeOwned {}
+
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> JsonField for T {}
+
 /// JSON plaintext of a `#[encrypt(json)]` field.
 ///
 /// # Errors
 /// [`Error::Json`] when serialization fails.
-pub fn json_plain<T: serde::Serialize + ?Sized>(
+pub fn json_plain<T: JsonField>(
     value: &T,
     model: &'static str,
     field: &'static str,
@@ -597,7 +612,7 @@ pub fn from_plain<T: Plain>(
 ///
 /// # Errors
 /// [`Error::Json`].
-pub fn from_json<T: serde::de::DeserializeOwned>(
+pub fn from_json<T: JsonField>(
     bytes: &[u8],
     model: &'static str,
     field: &'static str,
