@@ -13,11 +13,14 @@
 //! creates its own `obot_fidelity_*` database next to it and drops it). Fails if either is
 //! missing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::PgDb;
 use diesel::prelude::*;
 use encrypted_core::Keyring;
 use encrypted_core::kms::KeyService as _;
@@ -110,6 +113,13 @@ fn obot_store(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `obot-store <cmd> --database-url <url> --config <config> <extra>`, which must succeed.
+fn on_db(cmd: &str, url: &str, config: &str, extra: &[&str]) -> String {
+    let mut args = vec![cmd, "--database-url", url, "--config", config];
+    args.extend_from_slice(extra);
+    obot_store(&args)
+}
+
 /// The summary of `rewrap --json`: its last JSON line, `{"summary": [...]}` (progress lines
 /// come before it).
 fn rewrap_summary(out: &str) -> Vec<Value> {
@@ -119,53 +129,6 @@ fn rewrap_summary(out: &str) -> Vec<Value> {
         .as_array()
         .unwrap_or_else(|| panic!("rewrap --json: no summary in {last}"))
         .clone()
-}
-
-fn postgres_url() -> String {
-    std::env::var("POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/encrypted_test".to_owned())
-}
-
-/// A fresh PostgreSQL database, dropped on drop.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn new(tag: &str) -> Self {
-        let base = postgres_url();
-        let (server, _) = base.rsplit_once('/').expect("a database URL");
-        let admin = format!("{server}/postgres");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .subsec_nanos();
-        let name = format!("obot_fidelity_{tag}_{}_{nanos}", std::process::id());
-        let mut c = PgConnection::establish(&admin)
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .expect("create database");
-        Self {
-            url: format!("{server}/{name}"),
-            admin,
-            name,
-        }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = PgConnection::establish(&self.admin) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut c);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -184,14 +147,7 @@ struct Counts {
 }
 
 fn status(url: &str, config: &Path) -> BTreeMap<String, Counts> {
-    let text = obot_store(&[
-        "status",
-        "--json",
-        "--database-url",
-        url,
-        "--config",
-        config.to_str().expect("utf-8 path"),
-    ]);
+    let text = on_db("status", url, s(config), &["--json"]);
     let report: Vec<Value> = serde_json::from_str(&text).expect("status --json");
     let mut out: BTreeMap<String, Counts> = BTreeMap::new();
     for t in report {
@@ -702,15 +658,7 @@ fn read_rotate_and_read_back(url: &str, legacy: Option<&Path>, st: &Story) {
     });
 
     // Rotate: key1 first, key0 kept for reading, every resource listed.
-    obot_store(&[
-        "rewrap",
-        "--database-url",
-        url,
-        "--config",
-        s(&st.phase2),
-        "--batch-size",
-        "2",
-    ]);
+    on_db("rewrap", url, s(&st.phase2), &["--batch-size", "2"]);
     check_status(&status(url, &st.phase2), &m, "aesgcm:key1", true);
     check_models(&mut db, &st.phase2, &m);
     drop(db);
@@ -732,14 +680,7 @@ fn read_rotate_and_read_back(url: &str, legacy: Option<&Path>, st: &Story) {
         "{out}"
     );
     // Running it again changes nothing.
-    let again = obot_store(&[
-        "rewrap",
-        "--json",
-        "--database-url",
-        url,
-        "--config",
-        s(&st.phase2),
-    ]);
+    let again = on_db("rewrap", url, s(&st.phase2), &["--json"]);
     let summary = rewrap_summary(&again);
     assert!(
         summary.iter().all(|t| t["rewrapped"] == 0),
@@ -747,18 +688,11 @@ fn read_rotate_and_read_back(url: &str, legacy: Option<&Path>, st: &Story) {
     );
 
     // The legacy GPTScript store, moved as Obot moves it.
-    let mut args = vec![
-        "migrate-credentials",
-        "--json",
-        "--database-url",
-        url,
-        "--config",
-        s(&st.phase2),
-    ];
+    let mut extra = vec!["--json"];
     if let Some(l) = legacy {
-        args.extend(["--legacy-database", s(l)]);
+        extra.extend(["--legacy-database", s(l)]);
     }
-    let out = obot_store(&args);
+    let out = on_db("migrate-credentials", url, s(&st.phase2), &extra);
     let summary: Value = serde_json::from_str(&out).expect("migrate-credentials --json");
     assert_eq!(
         (
@@ -784,14 +718,7 @@ fn read_rotate_and_read_back(url: &str, legacy: Option<&Path>, st: &Story) {
         "--manifest",
         s(&st.manifest),
     ]);
-    let out = obot_store(&[
-        "migrate-credentials",
-        "--json",
-        "--database-url",
-        url,
-        "--config",
-        s(&st.phase2),
-    ]);
+    let out = on_db("migrate-credentials", url, s(&st.phase2), &["--json"]);
     let again: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(
         again["source"],
@@ -812,7 +739,7 @@ fn an_obot_sqlite_database_is_read_rotated_and_left_readable_by_obot() {
 #[test]
 fn an_obot_postgres_database_is_read_rotated_and_left_readable_by_obot() {
     let st = story();
-    let pg = PgDb::new("story");
+    let pg = PgDb::new("fidelity_story");
     read_rotate_and_read_back(&pg.url, None, &st);
 }
 
@@ -833,13 +760,7 @@ fn migrate_credentials_finds_the_sqlite_legacy_file_beside_the_database() {
         s(&st.manifest),
     ]);
     // No --legacy-database: Obot's <db>-credentials.db is found beside obot.db.
-    let out = obot_store(&[
-        "migrate-credentials",
-        "--database-url",
-        s(&db),
-        "--config",
-        s(&st.phase1),
-    ]);
+    let out = on_db("migrate-credentials", s(&db), s(&st.phase1), &[]);
     assert!(
         out.contains("3 migrated") && out.contains("1 skipped"),
         "{out}"
@@ -1029,7 +950,7 @@ fn an_obot_database_moves_from_the_charts_key_to_a_kms_plugin() {
             socket.display()
         ),
     );
-    obot_store(&["rewrap", "--database-url", s(&db), "--config", s(&config)]);
+    on_db("rewrap", s(&db), s(&config), &[]);
     let m = manifest(&st.manifest);
     let report = status(s(&db), &config);
     for (table, rows) in &m {

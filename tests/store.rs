@@ -5,6 +5,8 @@
 //! PostgreSQL: `POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/encrypted_test`); each
 //! test creates its own database next to it and drops it. Tests fail if the server is unreachable.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::PgDb;
 use diesel::prelude::*;
 use encrypted_core::{EncryptionConfiguration, Keyring};
 use encrypted_diesel::rotate::Options;
@@ -56,56 +59,6 @@ fn config_yaml(keys: &[(&str, &str)]) -> String {
 fn keys(list: &[(&str, &str)]) -> Keys {
     let config = EncryptionConfiguration::from_yaml(&config_yaml(list)).expect("config");
     Keys::new(Keyring::from_config(&config).expect("keyring"))
-}
-
-fn postgres_url() -> String {
-    std::env::var("POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/encrypted_test".to_owned())
-}
-
-/// A fresh PostgreSQL database, dropped on drop.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn new(tag: &str) -> Self {
-        let base = postgres_url();
-        let (server, _) = base.rsplit_once('/').expect("a database URL");
-        let admin = format!("{server}/postgres");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .subsec_nanos();
-        let name = format!("obot_store_{tag}_{}_{nanos}", std::process::id());
-        let mut c = PgConnection::establish(&admin)
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .expect("create database");
-        let url = format!("{server}/{name}");
-        Self { admin, name, url }
-    }
-
-    fn db(&self) -> Db {
-        let mut db = Db::connect(&self.url).expect("connect");
-        db.migrate().expect("migrate");
-        db
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = PgConnection::establish(&self.admin) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut c);
-        }
-    }
 }
 
 fn sqlite_db(dir: &tempfile::TempDir) -> (Db, String) {
