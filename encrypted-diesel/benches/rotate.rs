@@ -92,11 +92,13 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// What differs between the backends.
-trait Backend: Session + Steps + Send + Sized + 'static
+trait Backend: Session + Steps + diesel::connection::SimpleConnection + Send + Sized + 'static
 where
     Account: Table<Self>,
 {
     const NAME: &'static str;
+    /// The column types of the table: key, text, binary.
+    const TYPES: (&'static str, &'static str, &'static str);
     /// The baseline's `SET` list.
     const SET: &'static str;
     /// A connection to the bench database.
@@ -107,6 +109,7 @@ where
 
 impl Backend for SqliteConnection {
     const NAME: &'static str = "SQLite (WAL file)";
+    const TYPES: (&'static str, &'static str, &'static str) = ("BIGINT", "TEXT", "BLOB");
     const SET: &'static str = "email = email, display_name = display_name, secret = secret";
     fn connect(url: &str) -> Self {
         let mut c = SqliteConnection::establish(url).expect("SQLite");
@@ -122,6 +125,7 @@ impl Backend for SqliteConnection {
 
 impl Backend for PgConnection {
     const NAME: &'static str = "PostgreSQL";
+    const TYPES: (&'static str, &'static str, &'static str) = ("BIGINT", "TEXT", "BYTEA");
     const SET: &'static str = "email = email, display_name = display_name, secret = secret";
     fn connect(url: &str) -> Self {
         PgConnection::establish(url).unwrap_or_else(|e| panic!("PostgreSQL is unreachable: {e}"))
@@ -134,6 +138,7 @@ impl Backend for PgConnection {
 
 impl Backend for MysqlConnection {
     const NAME: &'static str = "MariaDB";
+    const TYPES: (&'static str, &'static str, &'static str) = ("BIGINT", "LONGTEXT", "LONGBLOB");
     const SET: &'static str =
         "email = REVERSE(email), display_name = REVERSE(display_name), secret = REVERSE(secret)";
     fn connect(url: &str) -> Self {
@@ -518,45 +523,36 @@ fn main() {
     // `cargo test --benches` runs this binary without `--bench`: a small smoke run.
     let rows = env_usize("ROTATE_ROWS", if full { 20_000 } else { 1_000 });
     let runs = env_usize("ROTATE_RUNS", if full { 3 } else { 1 }).max(1);
-    let ddl = |key: &str, text: &str, blob: &str| {
-        format!(
-            "CREATE TABLE bench_accounts (id {key} PRIMARY KEY, email {text} NOT NULL, \
-             display_name {text} NOT NULL, secret {blob})"
-        )
-    };
-
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("rotate.db");
-    let sqlite_url = path.to_str().expect("utf-8").to_owned();
-    let mut c = <SqliteConnection as Backend>::connect(&sqlite_url);
-    diesel::sql_query(ddl("BIGINT", "TEXT", "BLOB"))
-        .execute(&mut c)
-        .expect("ddl");
-    drop(c);
-    let sqlite = bench::<SqliteConnection>(&sqlite_url, rows, runs);
-    report(&sqlite, rows, 0.50);
+    measure::<SqliteConnection>(path.to_str().expect("utf-8"), rows, runs, 0.50);
 
     let pg_base = std::env::var("POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/encrypted_test".to_owned());
     let pg_db = ServerDb::create(&pg_base, "postgres", false);
-    let mut c = <PgConnection as Backend>::connect(&pg_db.url);
-    diesel::sql_query(ddl("BIGINT", "TEXT", "BYTEA"))
-        .execute(&mut c)
-        .expect("ddl");
-    drop(c);
-    let pg = bench::<PgConnection>(&pg_db.url, rows, runs);
+    measure::<PgConnection>(&pg_db.url, rows, runs, 0.70);
     drop(pg_db);
-    report(&pg, rows, 0.70);
 
     let my_base = std::env::var("MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/encrypted_test".to_owned());
     let my_db = ServerDb::create(&my_base, "mysql", true);
-    let mut c = <MysqlConnection as Backend>::connect(&my_db.url);
-    diesel::sql_query(ddl("BIGINT", "LONGTEXT", "LONGBLOB"))
-        .execute(&mut c)
-        .expect("ddl");
-    drop(c);
-    let my = bench::<MysqlConnection>(&my_db.url, rows, runs);
+    measure::<MysqlConnection>(&my_db.url, rows, runs, 0.50);
     drop(my_db);
-    report(&my, rows, 0.50);
+}
+
+/// Creates the table in the database at `url`, measures and prints.
+fn measure<C: Backend>(url: &str, rows: usize, runs: usize, target: f64)
+where
+    Account: Table<C>,
+    <Account as encrypted_diesel::Model>::Record: Sync,
+{
+    let (key, text, blob) = C::TYPES;
+    let mut c = C::connect(url);
+    c.batch_execute(&format!(
+        "CREATE TABLE bench_accounts (id {key} PRIMARY KEY, email {text} NOT NULL, \
+         display_name {text} NOT NULL, secret {blob})"
+    ))
+    .expect("ddl");
+    drop(c);
+    report(&bench::<C>(url, rows, runs), rows, target);
 }
