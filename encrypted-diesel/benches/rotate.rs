@@ -159,6 +159,8 @@ trait Steps {
     fn seed(&mut self, rows: &[Account]);
     /// One baseline pass: a transaction per batch, one set-based `UPDATE` each.
     fn baseline(&mut self, rows: i64, batch: i64, set: &str);
+    /// The stored values of the `batch` rows after key `after`.
+    fn page(&mut self, after: i64, batch: i64) -> QueryResult<Stored>;
     /// The stored values, in key order, in pages of `batch` (the read-only floor).
     fn load_stored(&mut self, batch: i64) -> Stored;
     /// The first `n` rows through the model.
@@ -195,22 +197,24 @@ macro_rules! steps {
                     lo += batch;
                 }
             }
+            fn page(&mut self, after: i64, batch: i64) -> QueryResult<Stored> {
+                bench_accounts::table
+                    .filter(bench_accounts::id.gt(after))
+                    .order(bench_accounts::id)
+                    .limit(batch)
+                    .select((
+                        bench_accounts::id,
+                        bench_accounts::email,
+                        bench_accounts::display_name,
+                        bench_accounts::secret,
+                    ))
+                    .load(self)
+            }
             fn load_stored(&mut self, batch: i64) -> Stored {
                 let mut out: Stored = Vec::new();
                 let mut lo = 0i64;
                 loop {
-                    let page: Stored = bench_accounts::table
-                        .filter(bench_accounts::id.gt(lo))
-                        .order(bench_accounts::id)
-                        .limit(batch)
-                        .select((
-                            bench_accounts::id,
-                            bench_accounts::email,
-                            bench_accounts::display_name,
-                            bench_accounts::secret,
-                        ))
-                        .load(self)
-                        .expect("select");
+                    let page: Stored = self.page(lo, batch).expect("select");
                     let Some(last) = page.last() else { break };
                     lo = last.0;
                     out.extend(page);
@@ -222,17 +226,7 @@ macro_rules! steps {
                 loop {
                     let done = self
                         .transaction::<_, diesel::result::Error, _>(|c| {
-                            let page: Stored = bench_accounts::table
-                                .filter(bench_accounts::id.gt(lo))
-                                .order(bench_accounts::id)
-                                .limit(batch)
-                                .select((
-                                    bench_accounts::id,
-                                    bench_accounts::email,
-                                    bench_accounts::display_name,
-                                    bench_accounts::secret,
-                                ))
-                                .load(c)?;
+                            let page: Stored = c.page(lo, batch)?;
                             let rows: Vec<&(i64, String, String, Option<Vec<u8>>)> = page
                                 .iter()
                                 .map(|(id, ..)| &new[usize::try_from(id - 1).expect("dense ids")])
