@@ -426,7 +426,7 @@ fn demo_generates_a_key_then_reuses_it() {
             "{resource} missing from demo output"
         );
     }
-    assert!(first.contains("k8s:enc:aesgcm:v1:demo-key:"));
+    assert!(first.contains("k8s:enc:aesgcm:v1:key0:"));
     assert!(first.contains("the value is refused"));
     let config = std::fs::read_to_string(data.join("encryption.yaml")).expect("config written");
     let second = ok(&run(&["demo", "--data-dir", s(&data)], None));

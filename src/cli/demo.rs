@@ -236,10 +236,10 @@ pub(crate) fn run(args: &Args) -> Result<(), CliError> {
         .config
         .clone()
         .unwrap_or_else(|| args.data_dir.join("encryption.yaml"));
-    if ensure_config(&config, "demo-key")? {
+    if ensure_config(&config, "key0")? {
         writeln!(
             out,
-            "Generated {} with a fresh AES-256-GCM key \"demo-key\" (then identity)",
+            "Generated {} with a fresh AES-256-GCM key \"key0\" (then identity)",
             config.display()
         )?;
     } else {
