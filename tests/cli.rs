@@ -1,8 +1,12 @@
 //! The `obot-store` binary: keygen, encrypt and decrypt, run as a user would.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use common::PgDb;
 
 const BIN: &str = env!("CARGO_BIN_EXE_obot-store");
 const CANARY: &str = "canary-plaintext-7f3a9c";
@@ -633,68 +637,11 @@ fn database_passwords_are_never_printed_in_errors() {
     }
 }
 
-/// The PostgreSQL server of the test suite (`POSTGRES_URL`), as `(scheme://user, host:port)`.
-fn postgres_server() -> (String, String) {
-    let base = std::env::var("POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/encrypted_test".to_owned());
-    let (scheme, rest) = base.split_once("://").expect("a URL");
-    let (user, host) = match rest.rsplit_once('@') {
-        Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or("postgres"), host),
-        None => ("postgres", rest),
-    };
-    let host = host.split('/').next().expect("host");
-    (format!("{scheme}://{user}"), host.to_owned())
-}
-
-/// A database of its own on the test PostgreSQL server, dropped on drop.
-struct PgDatabase {
-    admin: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn new() -> Self {
-        use diesel::{Connection as _, RunQueryDsl as _};
-        let (user, host) = postgres_server();
-        let admin = format!("{user}@{host}/postgres");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .subsec_nanos();
-        let name = format!("core_cli_{}_{nanos}", std::process::id());
-        let mut c = diesel::PgConnection::establish(&admin)
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required: {e}"));
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .expect("create database");
-        Self { admin, name }
-    }
-
-    /// Its URL with `password` in it (the server trusts loopback, so any password works).
-    fn url_with_password(&self, password: &str) -> String {
-        let (user, host) = postgres_server();
-        format!("{user}:{password}@{host}/{}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        use diesel::{Connection as _, RunQueryDsl as _};
-        if let Ok(mut c) = diesel::PgConnection::establish(&self.admin) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut c);
-        }
-    }
-}
-
 #[test]
 fn database_passwords_are_never_printed_by_init_migrate_demo_and_status() {
     let dir = Dir::new();
     let config = dir.keygen("enc.yaml");
-    let db = PgDatabase::new();
+    let db = PgDb::new("cli");
     let url = db.url_with_password(CANARY_PASSWORD);
     let shown = url.replace(CANARY_PASSWORD, "***");
     let o = run(&["init", "--database-url", &url, "-c", &config], None);

@@ -42,6 +42,17 @@ impl PgDb {
         }
     }
 
+    /// Its URL with `password` as the user's password, in place of any the server URL has (the
+    /// server trusts loopback, so any password works).
+    pub(crate) fn url_with_password(&self, password: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("a URL");
+        let (user, host) = match rest.rsplit_once('@') {
+            Some((userinfo, host)) => (userinfo.split(':').next().unwrap_or("postgres"), host),
+            None => ("postgres", rest),
+        };
+        format!("{scheme}://{user}:{password}@{host}")
+    }
+
     /// The store on it, migrated.
     pub(crate) fn db(&self) -> Db {
         let mut db = Db::connect(&self.url).expect("connect");
