@@ -1240,29 +1240,87 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
                 #exec
             }
         }
-        Backend::Sqlite | Backend::Mysql => {
+        Backend::Mysql => {
+            // One statement per batch (the batch's rows are locked), split where the values
+            // would make it too large for one packet or too many placeholders.
+            let p = quote!(::encrypted_diesel::__private);
+            let mut binds = Vec::new();
+            let mut key_names = Vec::new();
+            for k in &m.key {
+                let st = cx.sql_type(k);
+                if let Some((field, _)) = record_field(m, k) {
+                    binds.push(quote!(.bind::<#st, _>(&__old.#field)));
+                }
+                key_names.push(k.unraw().to_string());
+            }
+            let mut lens = Vec::new();
+            let mut sets = Vec::new();
+            for (column, nullable) in set_columns(m) {
+                let st = cx.sql_type(&column);
+                let value = if nullable {
+                    quote!(__w.#column.as_ref())
+                } else {
+                    quote!(&__w.#column)
+                };
+                binds.push(quote!(.bind::<#st, _>(#value)));
+                lens.push(quote!(#p::BoundLen::bound_len(&__w.#column)));
+                let name = column.unraw().to_string();
+                sets.push(quote!((#name, <#st as #p::ColumnKind>::BINARY)));
+            }
+            let flag = match &m.flag {
+                Some(f) => {
+                    let f = f.unraw().to_string();
+                    quote!(::core::option::Option::Some(#f))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            let exec = run(quote!(execute), quote!(__q));
+            quote! {
+                let _ = __cas;
+                static __BATCH: ::std::sync::OnceLock<#p::MysqlBatch> = ::std::sync::OnceLock::new();
+                let __batch = __BATCH.get_or_init(|| {
+                    #p::MysqlBatch::new(#table_name, &[#(#key_names),*], &[#(#sets),*], #flag)
+                });
+                let mut __n = 0;
+                let mut __rest = __rows;
+                while !__rest.is_empty() {
+                    let __take = __batch.chunk(__rest, #p::MYSQL_BATCH_BYTES, |(_, __w)| {
+                        0 #(+ #lens)*
+                    });
+                    let (__chunk, __tail) = __rest.split_at(__take);
+                    __rest = __tail;
+                    let mut __q = #d::query_builder::SqlQuery::into_boxed::<'_, #db>(
+                        #d::sql_query(__batch.sql(__chunk.len())),
+                    );
+                    for (__old, __w) in __chunk {
+                        __q = __q #(#binds)*;
+                    }
+                    __n += #exec?;
+                }
+                ::core::result::Result::Ok(__n)
+            }
+        }
+        Backend::Sqlite => {
             // One statement per row (a prepared statement, cached). SQLite compares the old
             // stored values (compare-and-set) under its write lock: every encrypted value but
             // lists (whose JSON text may be respelled; the write lock covers them), every hash,
-            // the flag. The rows of a MySQL batch are locked instead.
+            // the flag.
             let mut cas = Vec::new();
-            if backend == Backend::Sqlite {
-                for (f, e) in encrypted(m) {
-                    if e.each {
-                        continue;
-                    }
-                    let (column, field) = (&f.column, f.ident);
-                    cas.push(quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#column, &__old.#field))));
+            for (f, e) in encrypted(m) {
+                if e.each {
+                    continue;
                 }
-                for (_, _, h) in hashed(m) {
-                    let col = &h.column;
-                    cas.push(quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#col, &__old.#col))));
-                }
-                if let Some(flag) = &m.flag {
-                    cas.push(
-                        quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#flag, &__old.#flag))),
-                    );
-                }
+                let (column, field) = (&f.column, f.ident);
+                cas.push(quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#column, &__old.#field))));
+            }
+            for (_, _, h) in hashed(m) {
+                let col = &h.column;
+                cas.push(quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#col, &__old.#col))));
+            }
+            if let Some(flag) = &m.flag {
+                cas.push(
+                    quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#flag, &__old.#flag))),
+                );
             }
             let guarded = run(
                 quote!(execute),

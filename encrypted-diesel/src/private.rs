@@ -1057,3 +1057,212 @@ impl<T: ColumnKind + diesel::sql_types::SqlType> ColumnKind for diesel::sql_type
     const BINARY: bool = T::BINARY;
     const NULLABLE: bool = true;
 }
+
+/// The number of bytes a value of a rotation rewrite sends when bound (at least; base64 text at
+/// its length), for sizing a MySQL batch statement.
+pub trait BoundLen {
+    /// The number of bytes.
+    fn bound_len(&self) -> usize;
+}
+
+impl BoundLen for Encrypted {
+    fn bound_len(&self) -> usize {
+        Encrypted::bound_len(self)
+    }
+}
+
+impl BoundLen for EncryptedList {
+    fn bound_len(&self) -> usize {
+        EncryptedList::bound_len(self)
+    }
+}
+
+impl<ST> BoundLen for Refused<ST> {
+    fn bound_len(&self) -> usize {
+        0
+    }
+}
+
+impl BoundLen for String {
+    fn bound_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T: BoundLen> BoundLen for Option<T> {
+    fn bound_len(&self) -> usize {
+        self.as_ref().map_or(0, BoundLen::bound_len)
+    }
+}
+
+/// The most placeholders a MySQL prepared statement may have.
+const MYSQL_MAX_PLACEHOLDERS: usize = 65_535;
+
+/// The most value bytes one MySQL batch statement carries. A statement and its values travel in
+/// one packet, which the server refuses above `max_allowed_packet` (4 MiB on MySQL 5.7, 16 MiB
+/// on MariaDB, 64 MiB on MySQL 8 by default); 1 MiB stays well below each, and a batch of large
+/// values (audit-log bodies) is split into several statements instead. A single larger row
+/// goes alone, as it would in a statement of its own.
+pub const MYSQL_BATCH_BYTES: usize = 1 << 20;
+
+/// Each row's fixed cost in a MySQL batch statement besides its values: its placeholders'
+/// text and their type and length headers (generously, so that many small rows stay small).
+const MYSQL_ROW_OVERHEAD: usize = 64;
+
+/// The statement a MySQL rotation writes a batch with: `UPDATE t AS __t JOIN (SELECT ? AS k_..,
+/// ? AS n_.. UNION ALL SELECT ?, ? ..) AS __v ON <key> SET ..`, a derived table of one row per
+/// written row, each matched to its row by the primary key (which the server looks up by its
+/// index). Binary values are cast to `BINARY`: a driver that sends bytes as a string of the
+/// connection's character set (`mysql_async`) would otherwise have them refused as text.
+///
+/// Not `INSERT .. ON DUPLICATE KEY UPDATE`: in strict mode its insert half fails on a NOT NULL
+/// column without a default, which the statement does not set.
+#[derive(Debug)]
+pub struct MysqlBatch {
+    head: String,
+    first: String,
+    next: String,
+    tail: String,
+    /// Placeholders per row.
+    params: usize,
+}
+
+impl MysqlBatch {
+    /// The statement of `table`, matching rows by the `keys` columns, setting the `sets`
+    /// columns (name, binary) and `flag` to true.
+    #[must_use]
+    pub fn new(table: &str, keys: &[&str], sets: &[(&str, bool)], flag: Option<&str>) -> Self {
+        fn ident(s: &str) -> String {
+            format!("`{}`", s.replace('`', "``"))
+        }
+        let mut names = Vec::new();
+        let mut values = Vec::new();
+        let mut cond = Vec::new();
+        for k in keys {
+            let alias = ident(&format!("k_{k}"));
+            cond.push(format!("__t.{} = __v.{alias}", ident(k)));
+            names.push(alias);
+            values.push("?");
+        }
+        let mut set = Vec::new();
+        for (column, binary) in sets {
+            let alias = ident(&format!("n_{column}"));
+            set.push(format!("__t.{} = __v.{alias}", ident(column)));
+            names.push(alias);
+            values.push(if *binary { "CAST(? AS BINARY)" } else { "?" });
+        }
+        if let Some(flag) = flag {
+            set.push(format!("__t.{} = TRUE", ident(flag)));
+        }
+        let first: Vec<String> = values
+            .iter()
+            .zip(&names)
+            .map(|(v, n)| format!("{v} AS {n}"))
+            .collect();
+        Self {
+            head: format!("UPDATE {} AS __t JOIN (", ident(table)),
+            first: format!("SELECT {}", first.join(", ")),
+            next: format!(" UNION ALL SELECT {}", values.join(", ")),
+            tail: format!(") AS __v ON {} SET {}", cond.join(" AND "), set.join(", ")),
+            params: names.len(),
+        }
+    }
+
+    /// How many of `rows` (at least one, when there are any) the next statement writes: as many
+    /// as fit under the placeholder limit and under `budget` bytes of values, `len` giving a
+    /// row's.
+    pub fn chunk<R>(&self, rows: &[R], budget: usize, len: impl Fn(&R) -> usize) -> usize {
+        let most = (MYSQL_MAX_PLACEHOLDERS / self.params.max(1)).max(1);
+        let mut bytes = 0usize;
+        let mut take = 0;
+        for row in rows.iter().take(most) {
+            bytes = bytes.saturating_add(len(row).saturating_add(MYSQL_ROW_OVERHEAD));
+            if take > 0 && bytes > budget {
+                break;
+            }
+            take += 1;
+        }
+        take
+    }
+
+    /// The SQL text of the statement over `rows` rows.
+    #[must_use]
+    pub fn sql(&self, rows: usize) -> String {
+        let mut sql = String::with_capacity(
+            self.head.len()
+                + self.first.len()
+                + self.next.len() * rows.saturating_sub(1)
+                + self.tail.len(),
+        );
+        sql.push_str(&self.head);
+        sql.push_str(&self.first);
+        for _ in 1..rows {
+            sql.push_str(&self.next);
+        }
+        sql.push_str(&self.tail);
+        sql
+    }
+}
+
+#[cfg(test)]
+mod mysql_batch_tests {
+    use super::*;
+
+    fn notes() -> MysqlBatch {
+        MysqlBatch::new(
+            "rot`notes",
+            &["tenant", "slug"],
+            &[("body", false), ("chart", true)],
+            Some("encrypted"),
+        )
+    }
+
+    #[test]
+    fn chunks_respect_the_byte_budget_and_take_at_least_one_row() {
+        let b = notes();
+        let rows = [10usize, 10, 10, 2_000, 10];
+        // 3 rows of 10 + 64 fit in 300 bytes, the 4th does not.
+        assert_eq!(b.chunk(&rows, 300, |r| *r), 3);
+        // A row above the budget goes alone.
+        assert_eq!(b.chunk(&rows[3..], 300, |r| *r), 1);
+        assert_eq!(b.chunk(&rows[4..], 300, |r| *r), 1);
+        let none: [usize; 0] = [];
+        assert_eq!(b.chunk(&none, 300, |r| *r), 0);
+    }
+
+    #[test]
+    fn chunks_respect_the_placeholder_limit() {
+        let rows = vec![0usize; 100_000];
+        // 4 placeholders a row.
+        assert_eq!(notes().chunk(&rows, usize::MAX, |r| *r), 65_535 / 4);
+        let wide: Vec<String> = (0..70_000).map(|i| format!("c{i}")).collect();
+        let sets: Vec<(&str, bool)> = wide.iter().map(|c| (c.as_str(), false)).collect();
+        let b = MysqlBatch::new("t", &["id"], &sets, None);
+        assert_eq!(b.chunk(&rows, usize::MAX, |r| *r), 1);
+    }
+
+    #[test]
+    fn the_statement_matches_by_key_casts_binary_values_and_quotes_names() {
+        let b = notes();
+        assert_eq!(
+            b.sql(2),
+            "UPDATE `rot``notes` AS __t JOIN (SELECT ? AS `k_tenant`, ? AS `k_slug`, ? AS \
+             `n_body`, CAST(? AS BINARY) AS `n_chart` UNION ALL SELECT ?, ?, ?, CAST(? AS \
+             BINARY)) AS __v ON __t.`tenant` = __v.`k_tenant` AND __t.`slug` = __v.`k_slug` \
+             SET __t.`body` = __v.`n_body`, __t.`chart` = __v.`n_chart`, __t.`encrypted` = TRUE"
+        );
+        assert_eq!(b.sql(1).matches('?').count(), 4);
+        assert_eq!(b.sql(500).matches('?').count(), 2_000);
+    }
+
+    #[test]
+    fn bound_len_is_at_least_the_bound_text() {
+        let sealed = Encrypted::sealed(vec![7u8; 100], true);
+        assert!(BoundLen::bound_len(&sealed) >= encrypted_core::encode_base64(&[7u8; 100]).len());
+        let list = EncryptedList::new(serde_json::json!(["abc", "d\"e"]));
+        let text = serde_json::to_string(list.value().unwrap()).unwrap();
+        assert!(BoundLen::bound_len(&list) >= text.len());
+        assert_eq!(BoundLen::bound_len(&None::<String>), 0);
+        assert_eq!(BoundLen::bound_len(&Some("abcd".to_owned())), 4);
+    }
+}

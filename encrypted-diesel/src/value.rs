@@ -117,6 +117,17 @@ impl Encrypted {
         }
     }
 
+    /// At least the number of bytes binding the value sends (base64 text counted at its
+    /// length), for sizing a statement that writes many values.
+    pub(crate) fn bound_len(&self) -> usize {
+        match &self.repr {
+            Repr::Sealed { bytes, .. } | Repr::Decoded { bytes, .. } => bytes.len().div_ceil(3) * 4,
+            Repr::Binary(bytes) | Repr::Verbatim(bytes) => bytes.len(),
+            Repr::Undecodable(undecodable) => undecodable.0.len(),
+            Repr::Failed(_) => 0,
+        }
+    }
+
     /// A value that could not be encrypted; binding it fails with `error`.
     #[must_use]
     pub fn failed(error: Error) -> Self {
@@ -370,6 +381,30 @@ impl EncryptedList {
     #[must_use]
     pub fn null() -> Self {
         Self(Ok(serde_json::Value::Null))
+    }
+
+    /// About the number of bytes of the list's JSON text (an upper estimate for lists of
+    /// strings), for sizing a statement that writes many values.
+    pub(crate) fn bound_len(&self) -> usize {
+        fn len(v: &serde_json::Value) -> usize {
+            match v {
+                serde_json::Value::Null | serde_json::Value::Bool(_) => 5,
+                serde_json::Value::Number(_) => 24,
+                // Quotes, and escapes at worst six bytes per control character: counted at
+                // twice the length, the usual text is well over-estimated.
+                serde_json::Value::String(s) => 2 + 2 * s.len(),
+                serde_json::Value::Array(items) => {
+                    2 + items.iter().map(|i| 1 + len(i)).sum::<usize>()
+                }
+                serde_json::Value::Object(map) => {
+                    2 + map
+                        .iter()
+                        .map(|(k, v)| 4 + 2 * k.len() + len(v))
+                        .sum::<usize>()
+                }
+            }
+        }
+        self.0.as_ref().map_or(0, len)
     }
 
     /// True for JSON `null`.
