@@ -1233,7 +1233,6 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
             }
             let exec = run(quote!(execute), quote!(#d::sql_query(#sql) #(#binds)*));
             quote! {
-                let _ = __cas;
                 if __rows.is_empty() {
                     return ::core::result::Result::Ok(0);
                 }
@@ -1276,7 +1275,6 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
             };
             let exec = run(quote!(execute), quote!(__q));
             quote! {
-                let _ = __cas;
                 static __BATCH: ::std::sync::OnceLock<#p::MysqlBatch> = ::std::sync::OnceLock::new();
                 let __batch = __BATCH.get_or_init(|| {
                     #p::MysqlBatch::new(#table_name, &[#(#key_names),*], &[#(#sets),*], #flag)
@@ -1301,32 +1299,9 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
             }
         }
         Backend::Sqlite => {
-            // One statement per row (a prepared statement, cached). SQLite compares the old
-            // stored values (compare-and-set) under its write lock: every encrypted value but
-            // lists (whose JSON text may be respelled; the write lock covers them), every hash,
-            // the flag.
-            let mut cas = Vec::new();
-            for (f, e) in encrypted(m) {
-                if e.each {
-                    continue;
-                }
-                let (column, field) = (&f.column, f.ident);
-                cas.push(quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#column, &__old.#field))));
-            }
-            for (_, _, h) in hashed(m) {
-                let col = &h.column;
-                cas.push(quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#col, &__old.#col))));
-            }
-            if let Some(flag) = &m.flag {
-                cas.push(
-                    quote!(.filter(#d::expression_methods::SqliteExpressionMethods::is(#table::#flag, &__old.#flag))),
-                );
-            }
-            let guarded = run(
-                quote!(execute),
-                quote!(#d::update(#table::table #(#key_match)* #(#cas)*).set(__w)),
-            );
-            let plain = run(
+            // One statement per row (a prepared statement, cached): SQLite runs in process, and
+            // the batch holds the database's write lock (`BEGIN IMMEDIATE`) from its read on.
+            let update = run(
                 quote!(execute),
                 quote!(#d::update(#table::table #(#key_match)*).set(__w)),
             );
@@ -1335,7 +1310,7 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
                 use #d::QueryDsl as _;
                 let mut __n = 0;
                 for (__old, __w) in __rows {
-                    __n += if __cas { #guarded? } else { #plain? };
+                    __n += #update?;
                 }
                 ::core::result::Result::Ok(__n)
             }
@@ -1373,7 +1348,6 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
                 fn write<'__c>(
                     __conn: &'__c mut #conn,
                     __rows: &'__c [(&'__c #record, #rewrite)],
-                    __cas: bool,
                 ) -> #rot::r#async::BoxFuture<'__c, #d::QueryResult<usize>> {
                     ::std::boxed::Box::pin(async move { #write_body })
                 }
@@ -1407,7 +1381,6 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
                 fn write(
                     __conn: &mut #conn,
                     __rows: &[(&#record, #rewrite)],
-                    __cas: bool,
                 ) -> #d::QueryResult<usize> {
                     #write_body
                 }

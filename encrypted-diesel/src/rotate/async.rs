@@ -3,8 +3,8 @@
 //! with the backend's feature).
 //!
 //! The same guarantees as the sync engine ([`crate::rotate`]): keyset batches, one transaction
-//! each, row locks with `SKIP LOCKED` where the server has them, compare-and-set under the write
-//! lock on SQLite, restartable and shareable between processes. A run uses one connection;
+//! each, row locks with `SKIP LOCKED` where the server has them, the database's write lock
+//! held through each batch on SQLite, restartable and shareable between processes. A run uses one connection;
 //! several processes (or tasks with their own connections) share a table's work through the
 //! row locks. Judging a batch (decrypting and re-encrypting) is CPU work done on the polling
 //! thread and its helper threads: run the future where blocking a worker for a batch's crypto
@@ -50,7 +50,6 @@ pub trait AsyncTable<C>: Rotate {
     fn write<'c>(
         conn: &'c mut C,
         rows: &'c [(&'c Self::Record, Self::Rewrite)],
-        cas: bool,
     ) -> BoxFuture<'c, QueryResult<usize>>;
 }
 
@@ -91,7 +90,7 @@ impl AsyncSession
 {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     fn locks(&mut self) -> BoxFuture<'_, QueryResult<Locks>> {
-        Box::pin(std::future::ready(Ok(Locks::CompareAndSet)))
+        Box::pin(std::future::ready(Ok(Locks::WriteLock)))
     }
 }
 
@@ -163,7 +162,7 @@ where
     let mut tally = judged.tally;
     let wanted = judged.wanted;
     let written = if writes && !judged.writes.is_empty() {
-        M::write(conn, &judged.writes, lock == Lock::None).await? as u64
+        M::write(conn, &judged.writes).await? as u64
     } else if writes {
         0
     } else {
@@ -241,7 +240,7 @@ where
     let locks = if writes {
         conn.locks().await?
     } else {
-        Locks::CompareAndSet
+        Locks::WriteLock
     };
     let pacer = Pacer::new(opts.rate);
     let mut tally = Tally::default();

@@ -599,7 +599,7 @@ impl Pacer {
 /// The lock a batch is read with.
 pub(crate) fn lock_for(writes: bool, locks: Locks, blocking: bool) -> Lock {
     match (writes, locks) {
-        (false, _) | (true, Locks::CompareAndSet) => Lock::None,
+        (false, _) | (true, Locks::WriteLock) => Lock::None,
         (true, Locks::Wait) => Lock::Wait,
         (true, Locks::SkipLocked) if blocking => Lock::Wait,
         (true, Locks::SkipLocked) => Lock::SkipLocked,
@@ -663,7 +663,10 @@ where
     let mut total = Tally::default();
     loop {
         let batch = conn.batch(writes, |c| {
-            let rows = {
+            // The page is read and the cursor moved under the cursor's lock; whether the page
+            // skipped rows locked by others is counted after it, so that the other jobs can
+            // read their pages meanwhile (the range counted is this page's, whenever counted).
+            let (rows, range) = {
                 let mut shared = cursor.lock().unwrap_or_else(PoisonError::into_inner);
                 if shared.done {
                     return Ok(None);
@@ -671,22 +674,28 @@ where
                 let after = shared.after.clone();
                 let rows = M::load_page(c, after.as_ref(), limit, lock)?;
                 let full = to_i64(rows.len()) >= limit;
-                if lock == Lock::SkipLocked && !shared.skipped {
-                    let upto = if full { rows.last().map(M::key) } else { None };
-                    let n = M::count_range(c, after.as_ref(), upto.as_ref())?;
-                    shared.skipped = n > to_i64(rows.len());
+                let upto = if full { rows.last().map(M::key) } else { None };
+                match &upto {
+                    Some(last) => shared.after = Some(last.clone()),
+                    None => shared.done = true,
                 }
-                match rows.last() {
-                    Some(last) if full => shared.after = Some(M::key(last)),
-                    _ => shared.done = true,
-                }
-                rows
+                let range = (lock == Lock::SkipLocked && !shared.skipped).then_some((after, upto));
+                (rows, range)
             };
+            if let Some((after, upto)) = range {
+                let n = M::count_range(c, after.as_ref(), upto.as_ref())?;
+                if n > to_i64(rows.len()) {
+                    cursor
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .skipped = true;
+                }
+            }
             let judged = judge_batch::<M>(&rows, keys, purpose, opts, threads)?;
             let mut tally = judged.tally;
             let wanted = judged.wanted;
             let written = if writes && !judged.writes.is_empty() {
-                M::write(c, &judged.writes, lock == Lock::None)? as u64
+                M::write(c, &judged.writes)? as u64
             } else if writes {
                 0
             } else {
@@ -718,7 +727,7 @@ where
     let locks = if writes {
         conns[0].locks()?
     } else {
-        Locks::CompareAndSet
+        Locks::WriteLock
     };
     let threads = judge_threads(conns.len());
     let pacer = Pacer::new(opts.rate);

@@ -25,9 +25,9 @@
 //! locks, the batch is read `FOR UPDATE SKIP LOCKED` (PostgreSQL, MySQL 8, MariaDB 10.6 and
 //! later; older MariaDB waits with `FOR UPDATE`): the rows stay locked until the batch commits,
 //! and rows the application holds are skipped, then picked up by a final blocking pass. SQLite
-//! has one writer at a time: each batch is an `IMMEDIATE` transaction (the database's write
-//! lock), and every update also compares the old stored values (compare-and-set); a row that
-//! differs is left alone and counted as a conflict.
+//! has one writer at a time: each batch is an `IMMEDIATE` transaction, which takes the
+//! database's write lock before the batch is read and holds it until the batch commits, so no
+//! other connection can change a row between its read and its write.
 //!
 //! **Restartable, shareable.** Rows already current are only read, so a run that is killed
 //! (even with `SIGKILL`: a batch's transaction is then rolled back) is simply run again; several
@@ -78,8 +78,9 @@ pub enum Locks {
     SkipLocked,
     /// Row locks without `SKIP LOCKED` (older MariaDB and MySQL).
     Wait,
-    /// No row locks: compare-and-set under the database write lock (SQLite).
-    CompareAndSet,
+    /// No row locks: each batch holds the database's write lock from its read to its commit
+    /// (SQLite's `BEGIN IMMEDIATE`).
+    WriteLock,
 }
 
 /// One stored value of a record, as the engine reads it.
@@ -183,16 +184,13 @@ pub trait Table<C>: Rotate {
         after: Option<&Self::Key>,
         upto: Option<&Self::Key>,
     ) -> diesel::QueryResult<i64>;
-    /// Writes `rows` (old record, changeset); with `cas`, each update also matches the old
-    /// stored values. Returns the rows changed.
+    /// Writes `rows` (old record, changeset), each matched by its primary key, in the batch's
+    /// transaction (which holds the rows' locks, or the database's write lock). Returns the rows
+    /// changed.
     ///
     /// # Errors
     /// Database errors.
-    fn write(
-        conn: &mut C,
-        rows: &[(&Self::Record, Self::Rewrite)],
-        cas: bool,
-    ) -> diesel::QueryResult<usize>;
+    fn write(conn: &mut C, rows: &[(&Self::Record, Self::Rewrite)]) -> diesel::QueryResult<usize>;
 }
 
 /// What the keyring makes of one stored value.

@@ -115,7 +115,7 @@ impl Session for diesel::PgConnection {
 #[cfg(feature = "sqlite")]
 impl Session for diesel::SqliteConnection {
     fn locks(&mut self) -> QueryResult<Locks> {
-        Ok(Locks::CompareAndSet)
+        Ok(Locks::WriteLock)
     }
 
     fn batch<R>(
