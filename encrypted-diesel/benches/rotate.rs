@@ -11,12 +11,13 @@
 //! floors measured in the same run: the cryptography alone (base64, decrypt, encrypt of the same
 //! values in memory, one thread) and a read-only pass over the same batches.
 //!
-//! The baseline is the cheapest write of the same rows: one transaction per batch of the same
-//! size, one set-based `UPDATE … WHERE id > lo AND id <= hi` rewriting the three encrypted
-//! columns. On PostgreSQL and SQLite `SET c = c` writes every row (a new tuple version, a
-//! rewritten page); InnoDB skips a row whose values do not change, so on MariaDB the baseline
-//! writes `REVERSE(c)` (same length). Each run times two baseline passes and halves the time, so
-//! that MariaDB's second pass restores the values the rewrap then reads.
+//! The baseline is the same job in plain Diesel with no cryptography: per batch of the same size,
+//! one transaction reading the batch's stored values in key order and writing new values of the
+//! same columns the fastest plain way on each backend (`write_sqlite`, `write_pg`,
+//! `write_mysql`). The set-based floor is one `UPDATE … WHERE id > lo AND id <= hi` per batch with
+//! no values sent: `SET c = c` on PostgreSQL and SQLite (a new tuple version, a rewritten page);
+//! InnoDB skips a row whose values do not change, so on MariaDB it writes `REVERSE(c)` (same
+//! length), twice per run with the time halved, so that the values the rewrap reads are restored.
 #![allow(clippy::cast_precision_loss, reason = "rates")]
 
 use std::time::{Duration, Instant};
