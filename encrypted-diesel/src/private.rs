@@ -1260,7 +1260,7 @@ mod mysql_batch_tests {
         let sealed = Encrypted::sealed(vec![7u8; 100], true);
         assert!(BoundLen::bound_len(&sealed) >= encrypted_core::encode_base64(&[7u8; 100]).len());
         let list = EncryptedList::new(serde_json::json!(["abc", "d\"e"]));
-        let text = serde_json::to_string(list.value().unwrap()).unwrap();
+        let text = serde_json::to_string(list.value().expect("a list")).expect("JSON");
         assert!(BoundLen::bound_len(&list) >= text.len());
         assert_eq!(BoundLen::bound_len(&None::<String>), 0);
         assert_eq!(BoundLen::bound_len(&Some("abcd".to_owned())), 4);
