@@ -977,6 +977,15 @@ fn set_columns(m: &Model<'_>) -> Vec<(Ident, bool)> {
     out
 }
 
+/// A rewrite's value of `column` (in `__w`), as bound: borrowed, `Option<&_>` when nullable.
+fn rewrite_value(column: &Ident, nullable: bool) -> TokenStream {
+    if nullable {
+        quote!(__w.#column.as_ref())
+    } else {
+        quote!(&__w.#column)
+    }
+}
+
 /// The PostgreSQL statement writing a batch: `UPDATE .. FROM unnest(<one array per column>)`,
 /// each row matched by its key; one parameter per column whatever the batch size.
 fn pg_batch_sql(m: &Model<'_>, table_name: &str) -> String {
@@ -1212,11 +1221,7 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
             let mut binds = Vec::new();
             for (column, nullable) in set_columns(m) {
                 let st = cx.sql_type(&column);
-                let value = if nullable {
-                    quote!(__w.#column.as_ref())
-                } else {
-                    quote!(&__w.#column)
-                };
+                let value = rewrite_value(&column, nullable);
                 binds.push(quote! {
                     .bind::<#d::sql_types::Array<#st>, _>(
                         __rows.iter().map(|(_, __w)| #value).collect::<::std::vec::Vec<_>>())
@@ -1256,11 +1261,7 @@ fn table_impl(cx: &Ctx<'_, '_>, backend: Backend, asyncness: bool) -> TokenStrea
             let mut sets = Vec::new();
             for (column, nullable) in set_columns(m) {
                 let st = cx.sql_type(&column);
-                let value = if nullable {
-                    quote!(__w.#column.as_ref())
-                } else {
-                    quote!(&__w.#column)
-                };
+                let value = rewrite_value(&column, nullable);
                 binds.push(quote!(.bind::<#st, _>(#value)));
                 lens.push(quote!(#p::BoundLen::bound_len(&__w.#column)));
                 let name = column.unraw().to_string();
