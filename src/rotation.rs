@@ -6,7 +6,7 @@
 use diesel::{PgConnection, SqliteConnection};
 use encrypted_diesel::rotate::{self, Options, RewrapSummary, Table, TableStatus, Verification};
 
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, HISTORIC_TABLES};
 use crate::models::{
     Credential, Identity, LlmAuditLog, LocalAgentAuditLog, LocalAuthUser, McpAuditLog,
     McpOAuthPendingState, McpOAuthToken, MessagePolicyViolation, Property, RunState, SessionCookie,
@@ -23,25 +23,36 @@ where
 {
 }
 
-/// Calls `$f::<Model>($args)` for every Obot model, collecting the results in order.
+/// Calls `$f::<Model>($args)` for every Obot model present in `$db`, collecting the results in
+/// order: a historic table ([`HISTORIC_TABLES`]) a current Obot database no longer has is skipped.
 macro_rules! for_each_model {
-    ($f:ident($($arg:expr),*)) => {
-        vec![
-            $f::<User>($($arg),*)?,
-            $f::<Identity>($($arg),*)?,
-            $f::<LocalAuthUser>($($arg),*)?,
-            $f::<McpOAuthToken>($($arg),*)?,
-            $f::<McpOAuthPendingState>($($arg),*)?,
-            $f::<McpAuditLog>($($arg),*)?,
-            $f::<LocalAgentAuditLog>($($arg),*)?,
-            $f::<LlmAuditLog>($($arg),*)?,
-            $f::<MessagePolicyViolation>($($arg),*)?,
-            $f::<Property>($($arg),*)?,
-            $f::<Credential>($($arg),*)?,
-            $f::<SessionCookie>($($arg),*)?,
-            $f::<RunState>($($arg),*)?,
-        ]
+    ($db:ident, $f:ident $args:tt) => {{
+        let mut out = Vec::new();
+        for_each_model!(@each $db, $f $args, out, [
+            User, Identity, LocalAuthUser, McpOAuthToken, McpOAuthPendingState, McpAuditLog,
+            LocalAgentAuditLog, LlmAuditLog, MessagePolicyViolation, Property, Credential,
+            SessionCookie, RunState
+        ]);
+        out
+    }};
+    (@each $db:ident, $f:ident $args:tt, $out:ident, [$($m:ty),*]) => {
+        $(
+            if present::<$m>($db)? {
+                $out.push($f::<$m> $args?);
+            }
+        )*
     };
+}
+
+/// Whether `M`'s table is in the database: always for Obot's current tables (`open_existing`
+/// checked them), looked up for a historic one.
+fn present<M: ObotTable>(db: &mut Db) -> Result<bool, DbError> {
+    let table = <M as encrypted_diesel::rotate::Rotate>::TABLE;
+    if HISTORIC_TABLES.contains(&table) {
+        db.table_exists(table)
+    } else {
+        Ok(true)
+    }
 }
 
 fn status_one<M>(db: &mut Db, opts: &Options) -> Result<TableStatus, DbError>
@@ -61,7 +72,7 @@ where
 /// The engine's ([`encrypted_diesel::Error`]).
 pub fn status(db: &mut Db) -> Result<Vec<TableStatus>, DbError> {
     let opts = Options::default().batch_size(2000);
-    Ok(for_each_model!(status_one(db, &opts)))
+    Ok(for_each_model!(db, status_one(db, &opts)))
 }
 
 fn verify_one<M>(db: &mut Db, opts: &Options) -> Result<Verification, DbError>
@@ -80,7 +91,7 @@ where
 /// # Errors
 /// The engine's.
 pub fn verify(db: &mut Db, opts: &Options) -> Result<Vec<Verification>, DbError> {
-    Ok(for_each_model!(verify_one(db, opts)))
+    Ok(for_each_model!(db, verify_one(db, opts)))
 }
 
 fn rewrap_one<M>(db: &mut Db, url: &str, opts: &Options) -> Result<RewrapSummary, DbError>
@@ -117,7 +128,7 @@ pub fn rewrap_each(
     opts: &Options,
     done: &dyn Fn(&RewrapSummary),
 ) -> Result<Vec<RewrapSummary>, DbError> {
-    Ok(for_each_model!(rewrap_then(db, url, opts, done)))
+    Ok(for_each_model!(db, rewrap_then(db, url, opts, done)))
 }
 
 fn rewrap_then<M>(
@@ -152,6 +163,6 @@ where
 /// # Errors
 /// Database errors.
 pub fn total_rows(db: &mut Db) -> Result<u64, DbError> {
-    let counts: Vec<u64> = for_each_model!(count_one(db));
+    let counts: Vec<u64> = for_each_model!(db, count_one(db));
     Ok(counts.iter().sum())
 }

@@ -766,7 +766,9 @@ fn status_refuses_a_database_that_is_not_migrated_and_leaves_it_alone() {
 }
 
 /// A database Obot's GORM created has no diesel migrations table: it is accepted when every
-/// table the store reads is there, and refused naming the absent ones otherwise.
+/// table of Obot's current schema is there, with or without the historic `session_cookies` and
+/// `run_states` (Obot's own migrations dropped them: status, rewrap and verify then skip them),
+/// and refused naming the absent current tables otherwise.
 #[test]
 fn status_accepts_a_database_obot_created_and_names_its_missing_tables() {
     use diesel::{Connection as _, RunQueryDsl as _};
@@ -778,16 +780,53 @@ fn status_accepts_a_database_obot_created_and_names_its_missing_tables() {
         "/migrations/sqlite/2026-12-01-000000_obot_gorm_tables/up.sql"
     ))
     .expect("migration");
+    let tables = |args: &[&str]| -> Vec<String> {
+        let mut argv = args.to_vec();
+        argv.extend(["--json", "--database-url", s(&db), "-c", &config]);
+        let out = ok(&run(&argv, None));
+        // status prints one JSON document, rewrap JSON lines ending with its summary.
+        let json: serde_json::Value = serde_json::from_str(&out)
+            .or_else(|_| serde_json::from_str(out.lines().last().expect("a JSON line")))
+            .expect("JSON");
+        let list = json.get("summary").unwrap_or(&json);
+        list.as_array()
+            .expect("a list of tables")
+            .iter()
+            .map(|t| t["table"].as_str().expect("table").to_owned())
+            .collect()
+    };
     let mut c = diesel::SqliteConnection::establish(s(&db)).expect("create");
     diesel::connection::SimpleConnection::batch_execute(&mut c, &up).expect("GORM's DDL");
-    ok(&run(
-        &["status", "--database-url", s(&db), "-c", &config],
+    let all = tables(&["status"]);
+    assert!(
+        all.contains(&"session_cookies".to_owned()) && all.contains(&"run_states".to_owned()),
+        "{all:?}"
+    );
+
+    // A current Obot database: the historic tables were dropped by Obot's migrations.
+    for t in ["session_cookies", "run_states"] {
+        diesel::sql_query(format!("DROP TABLE {t}"))
+            .execute(&mut c)
+            .expect("drop");
+    }
+    let current: Vec<String> = all
+        .iter()
+        .filter(|t| !["session_cookies", "run_states"].contains(&t.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(current.len(), all.len() - 2, "{all:?}");
+    for command in [&["status"][..], &["rewrap"], &["rewrap", "--dry-run"]] {
+        assert_eq!(tables(command), current, "{command:?}");
+    }
+    let out = ok(&run(
+        &["verify", "--json", "--database-url", s(&db), "-c", &config],
         None,
     ));
+    let json: serde_json::Value = serde_json::from_str(&out).expect("verify JSON");
+    assert_eq!(json.as_array().map(Vec::len), Some(current.len()), "{json}");
+
+    // A table of the current schema missing: refused, naming it (and only it).
     diesel::sql_query("DROP TABLE properties")
-        .execute(&mut c)
-        .expect("drop");
-    diesel::sql_query("DROP TABLE run_states")
         .execute(&mut c)
         .expect("drop");
     drop(c);
@@ -796,7 +835,7 @@ fn status_accepts_a_database_obot_created_and_names_its_missing_tables() {
         None,
     ));
     assert!(
-        err.contains("has no record of migrations and lacks the tables properties, run_states"),
+        err.contains("has no record of migrations and lacks the tables properties:"),
         "{err}"
     );
 }

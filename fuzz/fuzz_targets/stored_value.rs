@@ -13,9 +13,8 @@
 //! - A value the model wrote loads back exactly, and its text column holds `azhzOmVuYz...`
 //!   (base64 of `k8s:enc:`).
 //! - Without a flag, a legacy plaintext text value (one not starting with `azhzOmVuYz`) loads as
-//!   exactly its own text or not at all, never as other text. Known to fail before the fix of
-//!   issue 12 item 1 (`MRN1` is valid base64 and read back decoded); set
-//!   `STORED_VALUE_SKIP_LEGACY_TEXT=1` to skip this one check (see README.md).
+//!   exactly its own text or not at all, never as other text. Regression: before issue 12
+//!   item 1, `MRN1` (valid base64) read back decoded (seeds `corpus/stored_value/regression-*`).
 #![no_main]
 
 #[path = "../common/mod.rs"]
@@ -77,9 +76,6 @@ const CANARY: &str = "S3CR3T-PLAINTEXT-CANARY";
 /// Base64 of `k8s:enc:`, which every sealed text value starts with.
 const SEALED_TEXT: &str = "azhzOmVuYz";
 const AESGCM_PREFIX: &[u8] = b"k8s:enc:aesgcm:v1:k1:";
-
-static SKIP_LEGACY_TEXT: LazyLock<bool> =
-    LazyLock::new(|| std::env::var_os("STORED_VALUE_SKIP_LEGACY_TEXT").is_some_and(|v| v == "1"));
 
 static DB: LazyLock<Mutex<SqliteConnection>> = LazyLock::new(|| {
     let config = EncryptionConfiguration::from_yaml(
@@ -231,7 +227,7 @@ fn check_text(stored: &Stored, read: &str, flagged: bool) {
             keyring_bytes(&text),
             "a flagged value read back as other than its decoded text"
         );
-    } else if !*SKIP_LEGACY_TEXT {
+    } else {
         assert_eq!(read, text, "legacy plaintext text read back as other text");
     }
 }
